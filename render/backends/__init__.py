@@ -1,0 +1,1 @@
+"""facecast.render.backends."""

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real ICT model from ../shared/assets (or $FACECAST_ASSETS)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+os.environ.setdefault("FACECAST_ASSETS", str(SHARED / "assets"))
+os.environ.setdefault("FACECAST_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ../shared folder beside the repository (assets and media, never committed)."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def ict_data():
+    from facecast.recon.topology import load_ict_data
+
+    return load_ict_data()
+
+
+@pytest.fixture(scope="session")
+def model(ict_data):
+    """Full ICT model, float32, CPU."""
+    from facecast.recon.model import MorphableModel
+
+    return MorphableModel(ict_data)
+
+
+@pytest.fixture(scope="session")
+def model64(ict_data):
+    """Full ICT model, float64, CPU (for gradcheck-style tests)."""
+    import torch
+    from facecast.recon.model import MorphableModel
+
+    return MorphableModel(ict_data, dtype=torch.float64)
