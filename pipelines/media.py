@@ -1,0 +1,130 @@
+"""Reading photos and videos into RGB uint8 arrays, with clear errors for bad files.
+
+Photos: EXIF orientation is honoured; grayscale, palette, alpha, CMYK and 16-bit
+images are converted to 8-bit RGB. Videos are streamed frame by frame with PyAV
+(memory does not grow with the clip length).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+#: Images above this many pixels are refused (decompression-bomb guard); 12000x12000 passes.
+MAX_PIXELS = 250_000_000
+
+
+class MediaError(ValueError):
+    """A photo or video cannot be read; the message names the file and the reason."""
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a photo as RGB ``(H, W, 3)`` uint8, EXIF-rotated, any bit depth or colour model."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img.load()
+            return _to_rgb8(img)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise MediaError(f"{path}: not a readable image ({exc})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"{path}: corrupt or truncated image ({exc})") from exc
+
+
+def _to_rgb8(img) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        data = np.asarray(img).astype(np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or data.max() > 255 else 255.0
+        gray = np.clip(np.round(data / peak * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode != "RGB":
+        img = img.convert("RGBA").convert("RGB") if "A" in img.mode or img.mode == "P" else img.convert("RGB")
+    array = np.asarray(img, dtype=np.uint8)
+    if array.ndim != 3 or array.shape[2] != 3 or array.size == 0:
+        raise MediaError(f"image has unsupported shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Stream facts of a video: frames per second, frame count (estimate if unknown), size."""
+
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: index from 0, presentation time in seconds, RGB ``(H, W, 3)`` uint8."""
+
+    index: int
+    time: float
+    rgb: np.ndarray
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: not a readable video ({exc})") from exc
+    if not container.streams.video:
+        container.close()
+        raise MediaError(f"{path}: holds no video stream")
+    return container
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame rate, frame count and size of the first video stream."""
+    path = Path(path)
+    container = _open(path)
+    with container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        frames = stream.frames
+        if not frames and stream.duration and stream.time_base:
+            frames = int(round(float(stream.duration * stream.time_base) * float(rate)))
+        return VideoInfo(float(rate), int(frames or 0), stream.codec_context.width,
+                         stream.codec_context.height)
+
+
+def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[Frame]:
+    """Decode frames one at a time as RGB. Raises :class:`MediaError` on a video with no frame."""
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    count = 0
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                if max_frames is not None and count >= max_frames:
+                    break
+                time = float(frame.time) if frame.time is not None else count / float(stream.average_rate or 30)
+                yield Frame(count, time, frame.to_ndarray(format="rgb24"))
+                count += 1
+        except av.error.FFmpegError as exc:
+            if count == 0:
+                raise MediaError(f"{path}: corrupt video ({exc})") from exc
+            # a truncated tail: keep what decoded, like players do
+    if count == 0:
+        raise MediaError(f"{path}: the video has no decodable frames")

@@ -1,0 +1,146 @@
+"""Video fitting: one identity per clip, per-frame pose and expression, flat memory.
+
+The stream of per-frame landmarks is consumed in two phases:
+
+1. **identity**: the first ``identity_frames`` frames with a face (taken with a
+   stride over the first ``identity_window`` frames) are fitted jointly with one
+   shared identity;
+2. **frames**: every frame, in chunks of ``chunk`` consecutive frames, is fitted
+   with that identity frozen, warm-started from the previous frame and tied to it
+   by a temporal term. Only the current chunk (and the identity window) is held in
+   memory, so memory is flat in the video length.
+
+Frames without a face hold the last pose and are reported as gaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Iterator
+
+import torch
+
+from .coeffs import FaceCoeffs
+from .correspondence_map import LandmarkMap
+from .fitting import FitConfig, LandmarkTarget, TemporalAnchor, fit_landmarks
+from .model import MorphableModel
+
+
+@dataclass
+class FrameLandmarks:
+    """Detector output for one frame: points ``(N, 2)`` pixels and weight ``(N,)``, or None (no face)."""
+
+    index: int
+    time: float
+    image_size: tuple[int, int]
+    points: torch.Tensor | None
+    weight: torch.Tensor | None = None
+
+
+@dataclass
+class TrackedFrame:
+    """One fitted frame: ``coeffs`` is a batch of one; ``detected`` is False for held gaps."""
+
+    index: int
+    time: float
+    coeffs: FaceCoeffs
+    detected: bool
+
+
+@dataclass
+class TrackConfig:
+    """Video fitting schedule and weights."""
+
+    fit: FitConfig = field(default_factory=FitConfig)
+    identity_frames: int = 8
+    identity_window: int = 64
+    chunk: int = 8
+    temporal_weight: float = 0.02  # 0 disables the temporal term (for ablations)
+
+
+def _target(frames: list[FrameLandmarks]) -> LandmarkTarget:
+    points = torch.stack([f.points for f in frames])
+    weight = torch.stack([f.weight if f.weight is not None else torch.ones(len(f.points)) for f in frames])
+    size = torch.tensor([f.image_size for f in frames])
+    return LandmarkTarget(points.to(torch.float32), weight.to(torch.float32), size)
+
+
+def _cast(target: LandmarkTarget, dtype: torch.dtype) -> LandmarkTarget:
+    return LandmarkTarget(target.points.to(dtype), target.weight.to(dtype), target.image_size)
+
+
+def estimate_identity(model: MorphableModel, lmap: LandmarkMap, frames: list[FrameLandmarks],
+                      config: TrackConfig) -> torch.Tensor:
+    """``(1, 100)`` identity fitted jointly over ``frames`` (all with a face)."""
+    if not frames:
+        raise ValueError("no frame with a face to estimate the identity from")
+    fit = replace(config.fit, shared_identity=True, temporal_weight=0.0)
+    coeffs = fit_landmarks(model, lmap, _cast(_target(frames), model.neutral.dtype), fit)
+    return coeffs.identity[:1]
+
+
+class VideoTracker:
+    """Streams :class:`TrackedFrame` results for a stream of :class:`FrameLandmarks`."""
+
+    def __init__(self, model: MorphableModel, lmap: LandmarkMap, config: TrackConfig = TrackConfig()):
+        self.model, self.lmap, self.config = model, lmap, config
+        self.identity: torch.Tensor | None = None
+        self.gaps: list[int] = []
+        self._last: FaceCoeffs | None = None
+        self._leading: list[FrameLandmarks] = []
+
+    def _fit_chunk(self, chunk: list[FrameLandmarks]) -> Iterator[TrackedFrame]:
+        found = [f for f in chunk if f.points is not None]
+        fitted: dict[int, FaceCoeffs] = {}
+        if found:
+            dtype = self.model.neutral.dtype
+            fit = replace(self.config.fit, temporal_weight=self.config.temporal_weight)
+            init = None
+            anchor = None
+            if self._last is not None:
+                init = FaceCoeffs.cat([self._last] * len(found))
+                last = self._last
+                anchor = TemporalAnchor(last.rotation, last.translation, last.expression)
+            coeffs = fit_landmarks(self.model, self.lmap, _cast(_target(found), dtype), fit,
+                                   init=init, identity=self.identity, anchor=anchor)
+            fitted = {f.index: coeffs.select(k) for k, f in enumerate(found)}
+        for frame in chunk:
+            if frame.index in fitted:
+                self._last = fitted[frame.index]
+                for early in self._leading:  # leading gaps take the first fitted pose
+                    yield TrackedFrame(early.index, early.time, self._last, False)
+                self._leading = []
+                yield TrackedFrame(frame.index, frame.time, self._last, True)
+                continue
+            self.gaps.append(frame.index)
+            if self._last is None:
+                self._leading.append(frame)
+            else:
+                yield TrackedFrame(frame.index, frame.time, self._last, False)
+
+    def run(self, stream: Iterable[FrameLandmarks]) -> Iterator[TrackedFrame]:
+        """Consume ``stream`` lazily and yield fitted frames in order (gaps held)."""
+        config = self.config
+        stream = iter(stream)
+        head: list[FrameLandmarks] = []
+        for frame in stream:
+            head.append(frame)
+            if len(head) >= config.identity_window:
+                break
+        with_face = [f for f in head if f.points is not None]
+        stride = max(1, len(with_face) // max(config.identity_frames, 1))
+        self.identity = estimate_identity(self.model, self.lmap, with_face[::stride][:config.identity_frames],
+                                          config)
+        pending: list[FrameLandmarks] = []
+        for frame in _chain(head, stream):
+            pending.append(frame)
+            if len(pending) == config.chunk:
+                yield from self._fit_chunk(pending)
+                pending = []
+        if pending:
+            yield from self._fit_chunk(pending)
+
+
+def _chain(first: list, rest: Iterator) -> Iterator:
+    yield from first
+    yield from rest
