@@ -1,1 +1,145 @@
-"""facecast.pipelines.export."""
+"""Mesh exporters: one module per format, dispatched by file extension.
+
+Each format module turns an :class:`~facecast.pipelines.avatar.AvatarMesh` into
+bytes and never touches the filesystem; :func:`write_mesh` is the only writer.
+
+=========  ===========================================================  ======
+extension  content                                                      units
+=========  ===========================================================  ======
+``.glb``   mesh per material, normals, UVs, 53 morph targets, materials  m
+``.obj``   polygons (quads kept), UVs, ``usemtl`` + a ``.mtl`` beside it  cm
+``.ply``   binary little-endian vertices and polygons (quads kept)      cm
+=========  ===========================================================  ======
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from facecast.pipelines.avatar import AvatarMesh
+
+from .gltf import export_glb
+from .obj import export_mtl, export_obj
+from .ply import export_ply
+
+
+class ExportError(RuntimeError):
+    """A mesh cannot be exported to the requested path; the message says why."""
+
+
+def _obj_files(mesh: AvatarMesh, stem: str) -> dict[str, bytes]:
+    mtl = f"{stem}.mtl"
+    return {mtl: export_mtl(mesh), f"{stem}.obj": export_obj(mesh, mtl)}
+
+
+#: extension -> function(mesh, file stem) -> {file name: bytes}; the main file comes last.
+EXPORTERS: dict[str, Callable[[AvatarMesh, str], dict[str, bytes]]] = {
+    ".glb": lambda mesh, stem: {f"{stem}.glb": export_glb(mesh)},
+    ".obj": _obj_files,
+    ".ply": lambda mesh, stem: {f"{stem}.ply": export_ply(mesh)},
+}
+
+
+def export_format(path: str | Path) -> str:
+    """The registered extension of ``path`` (``".glb"``), or :class:`ExportError`."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXPORTERS:
+        shown = suffix or "no extension"
+        raise ExportError(f"cannot export to {path}: {shown} is not a known format; "
+                          f"use one of {', '.join(sorted(EXPORTERS))}")
+    return suffix
+
+
+def export_bytes(mesh: AvatarMesh, fmt: str, stem: str = "avatar") -> dict[str, bytes]:
+    """``{file name: bytes}`` of ``mesh`` in format ``fmt`` (``"glb"``, ``".obj"``, ...).
+
+    OBJ gives two files, ``{stem}.mtl`` and ``{stem}.obj`` (which names the MTL).
+    """
+    suffix = fmt.lower() if fmt.startswith(".") else f".{fmt.lower()}"
+    return EXPORTERS[export_format(f"{stem}{suffix}")](mesh, stem)
+
+
+def check_output(path: str | Path) -> Path:
+    """Fail early (:class:`ExportError`) when ``path`` has an unknown extension or no usable folder.
+
+    This only checks what can be checked cheaply; :func:`write_mesh` reports the rest.
+    """
+    path = Path(path)
+    export_format(path)
+    folder = path.parent
+    if path.is_dir():
+        raise ExportError(f"cannot write {path}: it is a folder; give a file name such as {path / 'head.glb'}")
+    if not folder.exists():
+        raise ExportError(f"cannot write {path}: folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise ExportError(f"cannot write {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {path}: folder {folder} is not writable; choose another path")
+    return path
+
+
+def _write_temporary(folder: Path, name: str, data: bytes) -> Path:
+    temporary = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+    # O_EXCL: never reuse a file; mode 0o666 minus the umask, like any new file
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary
+
+
+def _move_into_place(moves: list[tuple[Path, Path]]) -> None:
+    """``os.replace`` every ``(temporary, final)``; if one fails, put the old files back."""
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for temporary, final in moves:
+            backup = None
+            if final.exists():
+                backup = final.with_name(f".{final.name}.{secrets.token_hex(6)}.bak")
+                os.replace(final, backup)
+            done.append((final, backup))
+            os.replace(temporary, final)
+    except OSError:
+        for final, backup in reversed(done):
+            if backup is None:
+                final.unlink(missing_ok=True)
+            else:
+                os.replace(backup, final)
+        raise
+    for _, backup in done:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+
+
+def write_mesh(mesh: AvatarMesh, path: str | Path) -> list[Path]:
+    """Write ``mesh`` to ``path`` in the format of its extension; returns the files written.
+
+    All files of a format (OBJ + MTL beside it, named after ``path``) are written to
+    temporary files in the target folder, then moved into place with ``os.replace``;
+    if a move fails the files it replaced are restored, so the set appears complete
+    or not at all. Raises :class:`ExportError` with a one-line reason for unknown
+    extensions and unwritable paths.
+    """
+    path = check_output(path)
+    files = EXPORTERS[export_format(path)](mesh, path.stem)
+    finals = [path.parent / name for name in files]
+    for final in finals:
+        if final.is_dir():
+            raise ExportError(f"cannot write {final}: it is a folder; remove it or choose another name")
+    moves: list[tuple[Path, Path]] = []
+    try:
+        for (name, data), final in zip(files.items(), finals, strict=True):
+            moves.append((_write_temporary(path.parent, name, data), final))
+        _move_into_place(moves)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        for temporary, _ in moves:
+            temporary.unlink(missing_ok=True)
+    return finals
