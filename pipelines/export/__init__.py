@@ -65,6 +65,8 @@ def export_bytes(mesh: AvatarMesh, fmt: str, stem: str = "avatar") -> dict[str, 
 def check_output(path: str | Path) -> Path:
     """Fail early (:class:`ExportError`) when ``path`` has an unknown extension or no usable folder.
 
+    Missing parent folders are created.
+
     This only checks what can be checked cheaply; :func:`write_mesh` reports the rest.
     """
     path = Path(path)
@@ -72,8 +74,14 @@ def check_output(path: str | Path) -> Path:
     folder = path.parent
     if path.is_dir():
         raise ExportError(f"cannot write {path}: it is a folder; give a file name such as {path / 'head.glb'}")
+    ancestor = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not ancestor.is_dir():
+        raise ExportError(f"cannot write {path}: {ancestor} is a file, not a folder")
     if not folder.exists():
-        raise ExportError(f"cannot write {path}: folder {folder} does not exist; create it first")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(f"cannot write {path}: cannot create folder {folder} ({exc.strerror})") from exc
     if not folder.is_dir():
         raise ExportError(f"cannot write {path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -91,7 +91,7 @@ def test_help_does_not_import_torch():
     (["--regions", " , "], ["no region selected"]),
     (["-o", "{tmp}/head.fbx"], [".fbx is not a known format", ".glb, .obj, .ply"]),
     (["-o", "{tmp}/file.txt/head.glb"], ["is a file, not a folder"]),
-    (["-o", "{tmp}/missing/head.glb"], ["does not exist"]),
+    (["-o", "{tmp}/file.txt/deeper/head.glb"], ["is a file, not a folder"]),
     (["--identity", "{tmp}/short.json"], ["short.json", "expected 100"]),
     (["--identity", "{tmp}/broken.json"], ["broken.json", "not valid JSON"]),
     (["--identity", "{tmp}/none.json"], ["none.json"]),

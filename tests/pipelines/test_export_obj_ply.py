@@ -235,12 +235,14 @@ def test_write_mesh_errors(face_avatar, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ExportError, match="is a file, not a folder"):
         write_mesh(face_avatar, tmp_path / "file" / "head.obj")
-    with pytest.raises(ExportError, match="does not exist"):
-        write_mesh(face_avatar, tmp_path / "nowhere" / "head.obj")
+    with pytest.raises(ExportError, match="is a file, not a folder"):
+        write_mesh(face_avatar, tmp_path / "file" / "deeper" / "head.obj")
     (tmp_path / "taken.mtl").mkdir()
     with pytest.raises(ExportError, match="is a folder"):
         write_mesh(face_avatar, tmp_path / "taken.obj")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken.mtl"]
+    write_mesh(face_avatar, tmp_path / "new" / "folders" / "head.obj")  # missing folders are created
+    assert sorted(p.name for p in (tmp_path / "new" / "folders").iterdir()) == ["head.mtl", "head.obj"]
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
