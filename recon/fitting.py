@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 from .coeffs import FaceCoeffs, project_points
-from .correspondence_map import LandmarkMap
+from .sparse import SparseLandmarks
 from .geometry import matrix_to_axis_angle
-from .model import MorphableModel
 
 FOCAL_FACTOR = 1.2  # default focal length = FOCAL_FACTOR * max(H, W) pixels (about 45 degrees)
 
@@ -141,12 +140,12 @@ class TemporalAnchor:
     expression: torch.Tensor
 
 
-def landmark_loss(sparse: MorphableModel, lmap: LandmarkMap, state: FitState, target: LandmarkTarget,
+def landmark_loss(sparse: SparseLandmarks, state: FitState, target: LandmarkTarget,
                   focal: torch.Tensor, principal: torch.Tensor, delta: float) -> torch.Tensor:
     """``(B,)`` robust mean landmark distance in units of the face size."""
     identity = state.identity.expand(state.expression.shape[0], -1)
-    out = sparse(identity, state.expression, state.rotation, state.translation)
-    pixels = project_points(lmap.points(out.vertices), focal, principal)
+    points = sparse.evaluate(identity, state.expression, state.rotation, state.translation)
+    pixels = project_points(points, focal, principal)
     dist = (pixels - target.points).norm(dim=-1) / target.scale()[:, None]
     weight = target.weight
     return (huber(dist, delta) * weight).sum(1) / weight.sum(1).clamp_min(1e-6)
@@ -174,16 +173,16 @@ def _run_adam(params: list[torch.Tensor], closure, steps: int, lr: float, after_
             after_step()
 
 
-def _initial_state(model: MorphableModel, lmap: LandmarkMap, target: LandmarkTarget, config: FitConfig,
+def _initial_state(sparse: SparseLandmarks, target: LandmarkTarget, config: FitConfig,
                    init: FaceCoeffs | None, identity: torch.Tensor | None):
-    dtype = model.neutral.dtype
+    dtype = sparse.model.neutral.dtype
     batch = target.points.shape[0]
     if init is not None:
         rotation, translation, id0, ex0 = init.rotation, init.translation, init.identity, init.expression
         focal, principal = init.focal, init.principal
     else:
         focal, principal = default_camera(target.image_size, config.focal_factor, dtype)
-        neutral = lmap.points_full(model.neutral[None])[0]
+        neutral = sparse.points(sparse.model.neutral[None])[0]
         rotation, translation = initial_pose(neutral.detach().cpu().numpy(), target, focal, principal)
         id0, ex0 = torch.zeros(batch, 100, dtype=dtype), torch.zeros(batch, 53, dtype=dtype)
     if identity is not None:
@@ -195,30 +194,29 @@ def _initial_state(model: MorphableModel, lmap: LandmarkMap, target: LandmarkTar
     return state, focal.to(dtype), principal.to(dtype)
 
 
-def fit_landmarks(model: MorphableModel, lmap: LandmarkMap, target: LandmarkTarget,
+def fit_landmarks(sparse: SparseLandmarks, target: LandmarkTarget,
                   config: FitConfig = FitConfig(), init: FaceCoeffs | None = None,
                   identity: torch.Tensor | None = None, anchor: TemporalAnchor | None = None) -> FaceCoeffs:
     """Fit pose, identity and expression of B faces (or B frames of one face) to 2D landmarks.
 
-    model: the full :class:`MorphableModel` (a sparse copy over ``lmap.vertex_ids`` is used).
+    sparse: the landmark mapping with its sparse model (:meth:`SparseLandmarks.build`).
     init: optional warm start (pose, identity, expression, camera taken from it); skips PnP
     and the rigid stage. identity: optional fixed ``(1, 100)`` or ``(B, 100)`` identity
     (not optimised). anchor: the frame before this batch, for the temporal term
     (``config.temporal_weight``; frames of the batch are consecutive).
     Returns detached :class:`FaceCoeffs` (ambient light, grey albedo).
     """
-    sparse = lmap.sparse_model(model)
-    state, focal, principal = _initial_state(model, lmap, target, config, init, identity)
+    state, focal, principal = _initial_state(sparse, target, config, init, identity)
     delta = config.huber_delta
 
     def rigid_loss() -> torch.Tensor:
-        return landmark_loss(sparse, lmap, state, target, focal, principal, delta).sum()
+        return landmark_loss(sparse, state, target, focal, principal, delta).sum()
 
     if init is None and config.rigid_steps:
         _run_adam([state.rotation, state.translation], rigid_loss, config.rigid_steps, config.lr)
 
     def full_loss() -> torch.Tensor:
-        data = landmark_loss(sparse, lmap, state, target, focal, principal, delta).sum()
+        data = landmark_loss(sparse, state, target, focal, principal, delta).sum()
         prior = (config.identity_prior * (state.identity ** 2).sum()
                  + config.expression_prior * state.expression.abs().sum())
         if config.temporal_weight > 0:

@@ -21,9 +21,8 @@ from typing import Iterable, Iterator
 import torch
 
 from .coeffs import FaceCoeffs
-from .correspondence_map import LandmarkMap
 from .fitting import FitConfig, LandmarkTarget, TemporalAnchor, fit_landmarks
-from .model import MorphableModel
+from .sparse import SparseLandmarks
 
 
 @dataclass
@@ -69,21 +68,21 @@ def _cast(target: LandmarkTarget, dtype: torch.dtype) -> LandmarkTarget:
     return LandmarkTarget(target.points.to(dtype), target.weight.to(dtype), target.image_size)
 
 
-def estimate_identity(model: MorphableModel, lmap: LandmarkMap, frames: list[FrameLandmarks],
+def estimate_identity(sparse: SparseLandmarks, frames: list[FrameLandmarks],
                       config: TrackConfig) -> torch.Tensor:
     """``(1, 100)`` identity fitted jointly over ``frames`` (all with a face)."""
     if not frames:
         raise ValueError("no frame with a face to estimate the identity from")
     fit = replace(config.fit, shared_identity=True, temporal_weight=0.0)
-    coeffs = fit_landmarks(model, lmap, _cast(_target(frames), model.neutral.dtype), fit)
+    coeffs = fit_landmarks(sparse, _cast(_target(frames), sparse.model.neutral.dtype), fit)
     return coeffs.identity[:1]
 
 
 class VideoTracker:
     """Streams :class:`TrackedFrame` results for a stream of :class:`FrameLandmarks`."""
 
-    def __init__(self, model: MorphableModel, lmap: LandmarkMap, config: TrackConfig = TrackConfig()):
-        self.model, self.lmap, self.config = model, lmap, config
+    def __init__(self, sparse: SparseLandmarks, config: TrackConfig = TrackConfig()):
+        self.sparse, self.config = sparse, config
         self.identity: torch.Tensor | None = None
         self.gaps: list[int] = []
         self._last: FaceCoeffs | None = None
@@ -93,7 +92,7 @@ class VideoTracker:
         found = [f for f in chunk if f.points is not None]
         fitted: dict[int, FaceCoeffs] = {}
         if found:
-            dtype = self.model.neutral.dtype
+            dtype = self.sparse.model.neutral.dtype
             fit = replace(self.config.fit, temporal_weight=self.config.temporal_weight)
             init = None
             anchor = None
@@ -101,7 +100,7 @@ class VideoTracker:
                 init = FaceCoeffs.cat([self._last] * len(found))
                 last = self._last
                 anchor = TemporalAnchor(last.rotation, last.translation, last.expression)
-            coeffs = fit_landmarks(self.model, self.lmap, _cast(_target(found), dtype), fit,
+            coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
                                    init=init, identity=self.identity, anchor=anchor)
             fitted = {f.index: coeffs.select(k) for k, f in enumerate(found)}
         for frame in chunk:
@@ -129,7 +128,7 @@ class VideoTracker:
                 break
         with_face = [f for f in head if f.points is not None]
         stride = max(1, len(with_face) // max(config.identity_frames, 1))
-        self.identity = estimate_identity(self.model, self.lmap, with_face[::stride][:config.identity_frames],
+        self.identity = estimate_identity(self.sparse, with_face[::stride][:config.identity_frames],
                                           config)
         pending: list[FrameLandmarks] = []
         for frame in _chain(head, stream):

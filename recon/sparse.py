@@ -1,0 +1,47 @@
+"""``SparseLandmarks``: evaluate only the vertices a landmark mapping touches (3DDFA-style).
+
+Fitting to 478 MediaPipe points needs about 1,400 of the 26,719 vertices; a
+:class:`MorphableModel` restricted to them is ~20x cheaper per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .correspondence import LandmarkMapping, barycentric_points
+from .model import MorphableModel
+
+
+@dataclass
+class SparseLandmarks:
+    """A mapping plus the sparse model over the vertices it uses.
+
+    model: :class:`MorphableModel` over ``vertex_ids`` (M vertices).
+    local: ``(N, 3)`` rows of the sparse model holding each landmark's triangle.
+    """
+
+    mapping: LandmarkMapping
+    model: MorphableModel
+    vertex_ids: np.ndarray
+    local: np.ndarray
+
+    @classmethod
+    def build(cls, model: MorphableModel, mapping: LandmarkMapping) -> "SparseLandmarks":
+        """Restrict the full ``model`` to the vertices of ``mapping``."""
+        ids, inverse = np.unique(mapping.vertex_ids, return_inverse=True)
+        return cls(mapping, model.subset(ids), ids, inverse.reshape(mapping.vertex_ids.shape))
+
+    def __len__(self) -> int:
+        return len(self.mapping)
+
+    def points(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Sparse-model vertices ``(B, M, 3)`` -> landmark points ``(B, N, 3)``."""
+        return barycentric_points(vertices, self.local, self.mapping.barycentric)
+
+    def evaluate(self, identity: torch.Tensor, expression: torch.Tensor, rotation: torch.Tensor,
+                 translation: torch.Tensor) -> torch.Tensor:
+        """Posed landmark points ``(B, N, 3)`` cm for coefficients as in :meth:`MorphableModel.forward`."""
+        return self.points(self.model(identity, expression, rotation, translation).vertices)
