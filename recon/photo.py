@@ -1,0 +1,95 @@
+"""Photo -> :class:`FaceCoeffs`: detect landmarks, fit, and report model landmarks in pixels.
+
+Pixel conventions: the detector (:mod:`facecast.recon.landmarks`) and every
+coordinate this module returns use OpenCV's integer-centre convention (pixel
+(0, 0) centred at (0, 0)); the renderer and :mod:`facecast.recon.coeffs` put
+pixel centres at +0.5. :data:`PIXEL_OFFSET` converts between the two, here only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .coeffs import FaceCoeffs, project_points
+from .correspondence import (MEDIAPIPE_TO_IBUG68, SURFACE_SKIN, LandmarkMapping,
+                             mediapipe478_mapping)
+from .fitting import FitConfig, LandmarkTarget, fit_landmarks
+from .landmarks import DetectedFace, LandmarkDetector, MediaPipeDetector, select_faces
+from .model import MorphableModel
+from .sparse import SparseLandmarks
+
+#: renderer pixel = detector pixel + PIXEL_OFFSET
+PIXEL_OFFSET = 0.5
+
+
+@dataclass
+class PhotoConfig:
+    """What :class:`PhotoReconstructor` does: fit schedule, iris weight, which face."""
+
+    fit: FitConfig = field(default_factory=FitConfig)
+    iris_weight: float = 0.3
+    face_index: int = 0  # 0 = largest face
+
+
+@dataclass
+class PhotoResult:
+    """One reconstructed face.
+
+    coeffs: batch of one. image_size: (H, W). detected: the detector's face.
+    landmarks68 ``(68, 2)`` and landmarks478 ``(478, 2)``: the fitted model's
+    landmarks projected into the input image (detector pixel convention).
+    """
+
+    coeffs: FaceCoeffs
+    image_size: tuple[int, int]
+    detected: DetectedFace
+    landmarks68: np.ndarray
+    landmarks478: np.ndarray
+
+
+def target_from_faces(faces: list[DetectedFace], sizes: list[tuple[int, int]], mapping: LandmarkMapping,
+                      iris_weight: float, dtype: torch.dtype) -> LandmarkTarget:
+    """Detector faces (MediaPipe 478) -> :class:`LandmarkTarget` in renderer pixels."""
+    points = torch.tensor(np.stack([f.points for f in faces]) + PIXEL_OFFSET, dtype=dtype)
+    skin = torch.as_tensor(mapping.surface == SURFACE_SKIN)
+    weight = torch.where(skin, 1.0, iris_weight).to(dtype).expand(len(faces), -1).clone()
+    return LandmarkTarget(points, weight, torch.tensor(sizes))
+
+
+def model_landmarks(sparse: SparseLandmarks, coeffs: FaceCoeffs) -> tuple[np.ndarray, np.ndarray]:
+    """Projected model landmarks, detector convention: ``(B, 68, 2)`` iBUG and ``(B, 478, 2)`` MediaPipe."""
+    with torch.no_grad():
+        points = sparse.evaluate(coeffs.identity, coeffs.expression, coeffs.rotation, coeffs.translation)
+        pixels = project_points(points, coeffs.focal, coeffs.principal).cpu().numpy() - PIXEL_OFFSET
+    return pixels[:, list(MEDIAPIPE_TO_IBUG68)], pixels
+
+
+class PhotoReconstructor:
+    """Reconstruct faces from photos with a detector and the landmark fit."""
+
+    def __init__(self, model: MorphableModel, detector: LandmarkDetector | None = None,
+                 config: PhotoConfig = PhotoConfig()) -> None:
+        self.model, self.config = model, config
+        self.detector = detector if detector is not None else MediaPipeDetector()
+        self.mapping = mediapipe478_mapping()
+        self.sparse = SparseLandmarks.build(model, self.mapping)
+
+    def detect(self, image: np.ndarray, name: str = "image") -> DetectedFace:
+        """The configured face of ``image`` (RGB uint8 ``(H, W, 3)``); :class:`NoFaceError` if none."""
+        return select_faces(self.detector.detect(image), self.config.face_index, source=name)[0]
+
+    def fit(self, faces: list[DetectedFace], sizes: list[tuple[int, int]]) -> list[PhotoResult]:
+        """Fit B detected faces (one per image) jointly in one batch."""
+        dtype = self.model.neutral.dtype
+        target = target_from_faces(faces, sizes, self.mapping, self.config.iris_weight, dtype)
+        coeffs = fit_landmarks(self.sparse, target, self.config.fit)
+        l68, l478 = model_landmarks(self.sparse, coeffs)
+        return [PhotoResult(coeffs.select(b), sizes[b], faces[b], l68[b], l478[b]) for b in range(len(faces))]
+
+    def reconstruct(self, image: np.ndarray, name: str = "image") -> PhotoResult:
+        """Detect and fit one face of ``image`` (RGB uint8 ``(H, W, 3)``)."""
+        face = self.detect(image, name)
+        return self.fit([face], [image.shape[:2]])[0]
