@@ -48,6 +48,14 @@ class IdentityError(ValueError):
 
 
 @dataclass(frozen=True)
+class MaterialTexture:
+    """A PNG base colour texture for the material named ``material`` (e.g. ``"M_Face"``)."""
+
+    material: str
+    png: bytes
+
+
+@dataclass(frozen=True)
 class AvatarMesh:
     """An exportable mesh with blendshapes.
 
@@ -60,6 +68,7 @@ class AvatarMesh:
     morph_names: K names (ARKit camelCase for the ICT model).
     face_region: ``(F,)`` int32 index into ``region_names`` (the ICT region of each polygon).
     source_vertex_ids: ``(N,)`` int64 index of each vertex in the full ICT mesh.
+    textures: base colour PNGs of some materials (e.g. a face texture baked from a photo).
     """
 
     vertices: np.ndarray
@@ -73,6 +82,7 @@ class AvatarMesh:
     face_region: np.ndarray
     region_names: tuple[str, ...]
     source_vertex_ids: np.ndarray
+    textures: tuple[MaterialTexture, ...] = ()
 
     def __post_init__(self) -> None:
         n, f = len(self.vertices), len(self.polygons)
@@ -94,6 +104,11 @@ class AvatarMesh:
             raise ValueError(f"face_material must index material_names ({len(self.material_names)})")
         if f and (self.face_region.min() < 0 or self.face_region.max() >= len(self.region_names)):
             raise ValueError(f"face_region must index region_names ({len(self.region_names)})")
+        names = [t.material for t in self.textures]
+        if len(set(names)) != len(names) or not set(names) <= set(self.material_names):
+            raise ValueError(f"textures must name distinct materials of the mesh, got {names}")
+        if any(not t.png.startswith(b"\x89PNG\r\n\x1a\n") for t in self.textures):
+            raise ValueError("textures must be PNG data")
 
     @property
     def n_vertices(self) -> int:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from facecast.render.shading import ambient_light
+
 from .coeffs import FaceCoeffs, project_points
 from .sparse import SparseLandmarks
 from .geometry import matrix_to_axis_angle
@@ -160,7 +162,7 @@ def temporal_loss(state: FitState, anchor: TemporalAnchor | None) -> torch.Tenso
     return sum(((p[1:] - p[:-1]) ** 2).sum() for p in parts)
 
 
-def _run_adam(params: list[torch.Tensor], closure, steps: int, lr: float, after_step=None) -> None:
+def run_adam(params: list[torch.Tensor], closure, steps: int, lr: float, after_step=None) -> None:
     optimizer = torch.optim.Adam(params, lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1), eta_min=lr * 0.05)
     for _ in range(steps):
@@ -213,7 +215,7 @@ def fit_landmarks(sparse: SparseLandmarks, target: LandmarkTarget,
         return landmark_loss(sparse, state, target, focal, principal, delta).sum()
 
     if init is None and config.rigid_steps:
-        _run_adam([state.rotation, state.translation], rigid_loss, config.rigid_steps, config.lr)
+        run_adam([state.rotation, state.translation], rigid_loss, config.rigid_steps, config.lr)
 
     def full_loss() -> torch.Tensor:
         data = landmark_loss(sparse, state, target, focal, principal, delta).sum()
@@ -227,7 +229,7 @@ def fit_landmarks(sparse: SparseLandmarks, target: LandmarkTarget,
     if identity is None:
         params.append(state.identity)
     steps = config.steps if init is None else config.warm_steps
-    _run_adam(params, full_loss, steps, config.lr, after_step=state.clamp_)
+    run_adam(params, full_loss, steps, config.lr, after_step=state.clamp_)
     return coeffs_from_state(state, focal, principal, config.albedo_regions)
 
 
@@ -235,8 +237,7 @@ def coeffs_from_state(state: FitState, focal: torch.Tensor, principal: torch.Ten
                       albedo_regions: int) -> FaceCoeffs:
     """Detached :class:`FaceCoeffs` with ambient-only light and grey albedo."""
     batch, dtype = state.expression.shape[0], state.expression.dtype
-    lighting = torch.zeros(batch, 9, 3, dtype=dtype)
-    lighting[:, 0] = 1.0
+    lighting = ambient_light(batch, 1.0, dtype=dtype)
     albedo = torch.full((batch, albedo_regions, 3), 0.6, dtype=dtype)
     identity = state.identity.detach().expand(batch, -1).clone()
     return FaceCoeffs(identity, state.expression.detach().clone(), state.rotation.detach().clone(),

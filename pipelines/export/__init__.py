@@ -22,7 +22,7 @@ from pathlib import Path
 from facecast.pipelines.avatar import AvatarMesh
 
 from .gltf import export_glb
-from .obj import export_mtl, export_obj
+from .obj import export_mtl, export_obj, texture_file_name
 from .ply import export_ply
 
 
@@ -32,7 +32,8 @@ class ExportError(RuntimeError):
 
 def _obj_files(mesh: AvatarMesh, stem: str) -> dict[str, bytes]:
     mtl = f"{stem}.mtl"
-    return {mtl: export_mtl(mesh), f"{stem}.obj": export_obj(mesh, mtl)}
+    textures = {texture_file_name(stem, t.material): t.png for t in mesh.textures}
+    return {**textures, mtl: export_mtl(mesh, stem), f"{stem}.obj": export_obj(mesh, mtl)}
 
 
 #: extension -> function(mesh, file stem) -> {file name: bytes}; the main file comes last.
@@ -125,6 +126,30 @@ def _move_into_place(moves: list[tuple[Path, Path]]) -> None:
             backup.unlink(missing_ok=True)
 
 
+def write_files(folder: str | Path, files: dict[str, bytes]) -> list[Path]:
+    """Write ``{file name: bytes}`` into ``folder`` all-or-nothing (temporary files + ``os.replace``).
+
+    Raises :class:`ExportError` naming the folder when a file cannot be written; then
+    no new file is left and the files it would have replaced are restored.
+    """
+    folder = Path(folder)
+    finals = [folder / name for name in files]
+    for final in finals:
+        if final.is_dir():
+            raise ExportError(f"cannot write {final}: it is a folder; remove it or choose another name")
+    moves: list[tuple[Path, Path]] = []
+    try:
+        for (name, data), final in zip(files.items(), finals, strict=True):
+            moves.append((_write_temporary(folder, name, data), final))
+        _move_into_place(moves)
+    except OSError as exc:
+        raise ExportError(f"cannot write into {folder}: {exc.strerror or exc}") from exc
+    finally:
+        for temporary, _ in moves:
+            temporary.unlink(missing_ok=True)
+    return finals
+
+
 def write_mesh(mesh: AvatarMesh, path: str | Path) -> list[Path]:
     """Write ``mesh`` to ``path`` in the format of its extension; returns the files written.
 
@@ -135,19 +160,4 @@ def write_mesh(mesh: AvatarMesh, path: str | Path) -> list[Path]:
     extensions and unwritable paths.
     """
     path = check_output(path)
-    files = EXPORTERS[export_format(path)](mesh, path.stem)
-    finals = [path.parent / name for name in files]
-    for final in finals:
-        if final.is_dir():
-            raise ExportError(f"cannot write {final}: it is a folder; remove it or choose another name")
-    moves: list[tuple[Path, Path]] = []
-    try:
-        for (name, data), final in zip(files.items(), finals, strict=True):
-            moves.append((_write_temporary(path.parent, name, data), final))
-        _move_into_place(moves)
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        for temporary, _ in moves:
-            temporary.unlink(missing_ok=True)
-    return finals
+    return write_files(path.parent, EXPORTERS[export_format(path)](mesh, path.stem))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pygltflib as gl
 
-from facecast.pipelines.avatar import AvatarMesh
+from facecast.pipelines.avatar import AvatarMesh, MaterialTexture
 from facecast.recon.topology import triangulate
 
 #: glTF lengths are metres, AvatarMesh lengths are cm.
@@ -39,19 +39,12 @@ DOUBLE_SIDED = ("M_EyeLashes", "M_EyeOcclusion", "M_EyeBlend", "M_LacrimalFluid"
 
 
 @dataclass(frozen=True)
-class MaterialTexture:
-    """A PNG base colour texture for the material named ``material`` (e.g. ``"M_Face"``)."""
-
-    material: str
-    png: bytes
-
-
-@dataclass(frozen=True)
 class GltfOptions:
     """Options of :func:`export_glb`.
 
-    textures: base colour textures, at most one per material; they are sampled with
-        the glTF UVs (wrap REPEAT, so tile k of u maps onto the same image).
+    textures: base colour textures, at most one per material, in addition to the
+        mesh's own ``textures``; they are sampled with the glTF UVs (wrap REPEAT, so
+        tile k of u maps onto the same image).
     sparse_targets: store morph targets sparse where that is smaller.
     min_delta: metres; morph target offsets shorter than this are stored as 0. The
         default 0 keeps every offset exactly; 1e-5 (10 micrometres, far below what
@@ -209,7 +202,7 @@ def _material(blob: _Blob, mesh: AvatarMesh, material: int, png: bytes | None) -
 
 def _textures_by_material(mesh: AvatarMesh, options: GltfOptions) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
-    for texture in options.textures:
+    for texture in (*mesh.textures, *options.textures):
         if texture.material not in mesh.material_names:
             raise ValueError(f"texture for unknown material {texture.material!r}; "
                              f"the mesh has {', '.join(mesh.material_names)}")

@@ -58,11 +58,19 @@ def export_obj(mesh: AvatarMesh, mtl_name: str | None = None) -> bytes:
     return b"".join(parts)
 
 
-def export_mtl(mesh: AvatarMesh) -> bytes:
-    """MTL text: one ``newmtl`` per material with its diffuse colour (``Kd``) and opacity (``d``)."""
+def texture_file_name(stem: str, material: str) -> str:
+    """File name of the PNG of ``material``'s texture beside ``{stem}.obj``."""
+    return f"{stem}_{material}.png"
+
+
+def export_mtl(mesh: AvatarMesh, stem: str = "avatar") -> bytes:
+    """MTL text: one ``newmtl`` per material with its diffuse colour (``Kd``) and opacity (``d``);
+    textured materials name their PNG (:func:`texture_file_name`) in ``map_Kd``."""
+    textured = {t.material for t in mesh.textures}
     blocks = ["# facecast avatar materials\n"]
     for material, name in enumerate(mesh.material_names):
-        r, g, b, opacity = mesh.colour(material)
+        r, g, b, opacity = (1.0, 1.0, 1.0, 1.0) if name in textured else mesh.colour(material)
+        texture = f"map_Kd {texture_file_name(stem, name)}\n" if name in textured else ""
         blocks.append(f"newmtl {name}\nKa 0 0 0\nKd {r:.4f} {g:.4f} {b:.4f}\nKs 0.05 0.05 0.05\n"
-                      f"Ns 20\nd {opacity:.3f}\nillum 2\n\n")
+                      f"Ns 20\nd {opacity:.3f}\nillum 2\n{texture}\n")
     return "".join(blocks).encode()
