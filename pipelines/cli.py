@@ -1,11 +1,8 @@
 """The ``facecast`` command line.
 
-Error convention shared by every command: a mistake the user can fix (unknown
-region, bad input file, unwritable output, missing assets offline, ...) prints
-one line ``error: <what went wrong and what to do>`` on stderr and exits with
-status 2, without a traceback. Such errors are instances of :class:`UserError`
-or of a class listed in :data:`USER_ERROR_TYPES`; decorate each command with
-:func:`user_errors`. Anything else is a bug and keeps its traceback.
+Every command follows the user-error convention of :mod:`facecast.pipelines.errors`
+(one ``error: ...`` line, exit status 2, no traceback); decorate commands with
+:func:`~facecast.pipelines.errors.user_errors`.
 
 Heavy modules (torch, the model, exporters) are imported inside the commands so
 that ``facecast --help`` stays fast.
@@ -13,70 +10,16 @@ that ``facecast --help`` stays fast.
 
 from __future__ import annotations
 
-import functools
 import secrets
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
+from facecast.pipelines.errors import (USER_ERROR_EXIT, UserError, is_user_error, report_user_error,
+                                       user_errors)
 from facecast.recon.topology import DEFAULT_AVATAR_REGIONS, REGION_GROUPS, REGION_STARTS
-
-USER_ERROR_EXIT = 2
-
-
-class UserError(Exception):
-    """A mistake the user can fix; the CLI prints ``error: <message>`` and exits 2."""
-
-
-#: ``(module, class name)`` of library errors that mean "the user can fix this".
-#: Looked up in ``sys.modules`` only when an error happens, so listing a module
-#: here never imports it (an error cannot come from a module that was never imported).
-USER_ERROR_TYPES: tuple[tuple[str, str], ...] = (
-    ("facecast.recon.topology", "RegionError"),
-    ("facecast.weights.registry", "AssetError"),
-    ("facecast.pipelines.export", "ExportError"),
-    ("facecast.pipelines.avatar", "IdentityError"),
-)
-
-
-def is_user_error(exc: BaseException) -> bool:
-    """True for :class:`UserError` and the classes in :data:`USER_ERROR_TYPES`."""
-    if isinstance(exc, UserError):
-        return True
-    for module, name in USER_ERROR_TYPES:
-        cls = getattr(sys.modules.get(module), name, None)
-        if isinstance(cls, type) and isinstance(exc, cls):
-            return True
-    return False
-
-
-def report_user_error(exc: BaseException) -> None:
-    """Print ``error: <message>`` as one line on stderr."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    typer.echo(f"error: {message}", err=True)
-
-
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def user_errors(command: F) -> F:
-    """Decorator for commands: user errors become one stderr line and exit status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return command(*args, **kwargs)
-        except Exception as exc:
-            if not is_user_error(exc):
-                raise
-            report_user_error(exc)
-            raise typer.Exit(USER_ERROR_EXIT) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 app = typer.Typer(
     name="facecast", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -148,6 +91,16 @@ def avatar(
                f"{mesh.n_polygons} polygons, {shapes}")
     if announce_seed:
         typer.echo(f"identity: random, seed {seed} (pass --seed {seed} to repeat it)")
+
+
+def _register_commands() -> None:
+    from facecast.pipelines import commands
+
+    app.command("reconstruct")(commands.reconstruct)
+    app.command("track")(commands.track)
+
+
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ Fitting to 478 MediaPipe points needs about 1,400 of the 26,719 vertices; a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ class SparseLandmarks:
     model: MorphableModel
     vertex_ids: np.ndarray
     local: np.ndarray
+    _tensors: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, model: MorphableModel, mapping: LandmarkMapping) -> "SparseLandmarks":
@@ -39,7 +40,12 @@ class SparseLandmarks:
 
     def points(self, vertices: torch.Tensor) -> torch.Tensor:
         """Sparse-model vertices ``(B, M, 3)`` -> landmark points ``(B, N, 3)``."""
-        return barycentric_points(vertices, self.local, self.mapping.barycentric)
+        key = (vertices.dtype, vertices.device)
+        if key not in self._tensors:
+            self._tensors[key] = (torch.as_tensor(self.local, dtype=torch.long, device=vertices.device),
+                                  torch.as_tensor(self.mapping.barycentric, dtype=vertices.dtype,
+                                                  device=vertices.device))
+        return barycentric_points(vertices, *self._tensors[key])
 
     def evaluate(self, identity: torch.Tensor, expression: torch.Tensor, rotation: torch.Tensor,
                  translation: torch.Tensor) -> torch.Tensor:

@@ -122,9 +122,9 @@ class VideoTracker:
         config = self.config
         stream = iter(stream)
         head: list[FrameLandmarks] = []
-        for frame in stream:
+        for frame in stream:  # the identity window, extended until a face shows up
             head.append(frame)
-            if len(head) >= config.identity_window:
+            if len(head) >= config.identity_window and any(f.points is not None for f in head):
                 break
         with_face = [f for f in head if f.points is not None]
         stride = max(1, len(with_face) // max(config.identity_frames, 1))

@@ -1,0 +1,166 @@
+"""Batch jobs: the interface one per-input job implements, its typed options, and the registry.
+
+A :class:`Job` turns one input file (a photo, a video) into a few output files. The
+batch layer calls ``job.run(input_path, output_dir, options, model)`` in worker
+processes (local processes or Ray tasks), so every function a job holds must be a
+module-level function (picklable by reference). ``output_dir`` is a fresh temporary
+folder; the batch layer moves it into place only when ``run`` returns, so a job
+never has to write atomically itself.
+
+Options are a frozen dataclass per job. Fields whose metadata says
+``{"affects_output": False}`` (:data:`NO_OUTPUT_EFFECT`: delays, devices, fault
+injection) do not change the outputs, so changing them does not make a rerun
+recompute finished inputs.
+
+Registering a job: add one line to :data:`JOBS` mapping its name to a factory that
+imports lazily (listing jobs must not import torch)::
+
+    def _track() -> Job:
+        from facecast.pipelines.track import TRACK_JOB
+        return TRACK_JOB
+
+    JOBS = {"probe": _probe, "track": _track, ...}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+OptionsT = TypeVar("OptionsT")
+
+#: Field metadata of options that do not change what a job writes.
+NO_OUTPUT_EFFECT: Mapping[str, bool] = types.MappingProxyType({"affects_output": False})
+
+#: The job ``facecast batch`` runs when none is named (``track`` once the lead wires it).
+DEFAULT_JOB = "probe"
+
+
+class BatchUsageError(ValueError):
+    """A batch cannot start as asked (no inputs, unknown job, bad option); the message says why."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What one job run wrote: file names relative to its output folder, frames, compute seconds."""
+
+    outputs: tuple[str, ...]
+    frames: int
+    seconds: float
+
+
+def _no_model(options: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Job(Generic[OptionsT]):
+    """One kind of per-input work.
+
+    Attributes:
+        name: registry name (``probe``, ``track``, ``reconstruct``, ``transfer``, ...).
+        options_type: frozen dataclass of the job's options, all fields with defaults.
+        run: ``(input_path, output_dir, options, model) -> JobResult``; writes only inside
+            ``output_dir`` and raises (e.g. ``MediaError``) on a bad input.
+        outputs_for: ``(input_path, options) -> file names`` that ``run`` writes.
+        suffixes: lower-case file suffixes the job reads; other files are ``skipped``.
+        load: ``(options) -> model``, called once per worker process and options
+            (network weights, detectors); the result is passed to every ``run``.
+    """
+
+    name: str
+    options_type: type[OptionsT]
+    run: Callable[[Path, Path, OptionsT, Any], JobResult]
+    outputs_for: Callable[[Path, OptionsT], tuple[str, ...]]
+    suffixes: frozenset[str]
+    load: Callable[[OptionsT], Any] = _no_model
+
+
+def _probe() -> Job:
+    from facecast.pipelines.batch_probe import PROBE_JOB
+
+    return PROBE_JOB
+
+
+#: Job name -> factory of the :class:`Job`. Factories import their module lazily.
+JOBS: dict[str, Callable[[], Job]] = {"probe": _probe}
+
+
+def resolve_job(job: str | Job) -> Job:
+    """The registered job called ``job`` (a :class:`Job` passes through)."""
+    if isinstance(job, Job):
+        return job
+    factory = JOBS.get(job)
+    if factory is None:
+        raise BatchUsageError(f"unknown job {job!r}; known jobs: {', '.join(sorted(JOBS))}")
+    return factory()
+
+
+def make_options(job: Job[OptionsT], values: OptionsT | Mapping[str, object] | None) -> OptionsT:
+    """Options of ``job`` from an instance, a mapping (strings are converted), or defaults."""
+    kind = job.options_type
+    if not (dataclasses.is_dataclass(kind) and kind.__dataclass_params__.frozen):
+        raise TypeError(f"options of job {job.name} must be a frozen dataclass, not {kind!r}")
+    if isinstance(values, kind):
+        return values
+    if values is not None and not isinstance(values, Mapping):
+        raise BatchUsageError(f"options of job {job.name} must be a {kind.__name__} or a mapping")
+    hints = typing.get_type_hints(kind)
+    known = {f.name for f in dataclasses.fields(kind)}
+    converted = {}
+    for key, value in (values or {}).items():
+        if key not in known:
+            raise BatchUsageError(f"job {job.name} has no option {key!r}; options: "
+                                  f"{', '.join(sorted(known)) or 'none'}")
+        converted[key] = _convert(key, value, hints[key]) if isinstance(value, str) else value
+    try:
+        return kind(**converted)
+    except (TypeError, ValueError) as exc:
+        raise BatchUsageError(f"bad options for job {job.name}: {exc}") from exc
+
+
+def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
+    """``["size=64", "delay_s=0.5"]`` -> ``{"size": "64", "delay_s": "0.5"}``."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BatchUsageError(f"option {pair!r} is not KEY=VALUE")
+        parsed[key.strip()] = value
+    return parsed
+
+
+def _convert(key: str, text: str, hint: object) -> object:
+    """Convert the command-line string ``text`` to the field type ``hint``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if args and type(None) in typing.get_args(hint):
+        if text.strip().lower() in ("", "none", "null"):
+            return None
+        hint = args[0]
+    try:
+        if hint is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(f"{text!r} is not a boolean")
+            return lowered in ("1", "true", "yes", "on")
+        if hint in (int, float, str, Path):
+            return hint(text)
+    except ValueError as exc:
+        raise BatchUsageError(f"option {key}: {exc}") from exc
+    raise BatchUsageError(f"option {key} of type {hint} cannot be given on the command line")
+
+
+def options_fingerprint(job: Job, options: object) -> str:
+    """sha256 of the job name and the options that affect its outputs (hex, 16 chars)."""
+    relevant = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+                if f.metadata.get("affects_output", True)}
+    text = json.dumps({"job": job.name, "options": relevant}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+

@@ -1,0 +1,92 @@
+"""``facecast reconstruct`` and ``facecast track`` (registered on the app in :mod:`.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecast.pipelines.errors import UserError, user_errors
+
+_ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, then the cache, "
+                "then a download).")
+_MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default). "
+              "fast / refine need the trained regressor, which is not shipped yet.")
+_FACE_HELP = "Which face when there are several: 0 = the largest, 1 = the next, ..."
+
+
+@user_errors
+def reconstruct(
+    photo: Annotated[Path, typer.Argument(help="Photo to reconstruct (JPEG, PNG, ...; EXIF rotation honoured).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Avatar file: .glb (default use), .obj or .ply.")],
+    obj: Annotated[bool, typer.Option("--obj", help="Also write an OBJ (+ MTL + texture PNG) beside it.")] = False,
+    ply: Annotated[bool, typer.Option("--ply", help="Also write a PLY beside it.")] = False,
+    mode: Annotated[str, typer.Option(help=_MODE_HELP)] = "accurate",
+    face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
+    texture: Annotated[bool, typer.Option(help="Bake a face texture from the photo.")] = True,
+    preview: Annotated[bool, typer.Option(help="Write NAME_preview.png with the mesh over the photo.")] = True,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Reconstruct a textured 3D head from one photo.
+
+    Writes the avatar (-o; GLB: metres, photo texture on the face, the 53 ARKit
+    blendshapes as morph targets), NAME.json (identity, expression and ARKit weights of
+    the photo, head pose, camera, and the model's 68 iBUG and 478 MediaPipe landmarks in
+    image pixels) and NAME_preview.png. All files appear together or not at all.
+    """
+    from facecast.pipelines.export import check_output
+    from facecast.pipelines.reconstruct import ReconstructConfig, reconstruct as run
+    from facecast.recon.photo import PhotoConfig
+
+    if mode != "accurate":
+        raise UserError(f"--mode {mode} needs the trained regressor, which is not shipped yet; "
+                        "use --mode accurate")
+    if face_index < 0:
+        raise UserError("--face-index must be >= 0")
+    check_output(output)
+    extra = tuple(s for s, on in ((".obj", obj), (".ply", ply)) if on and s != output.suffix.lower())
+    config = ReconstructConfig(photo=PhotoConfig(face_index=face_index), bake_texture=texture)
+    written = run(photo, output, extra, config, assets=assets, preview=preview)
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@user_errors
+def track(
+    video: Annotated[Path, typer.Argument(help="Video to track (anything FFmpeg reads: MP4, MOV, ...).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (created if missing).")],
+    meshes: Annotated[str, typer.Option(help="pc2: mesh.obj + one mesh.pc2 point cache; "
+                                             "obj: meshes/frame_NNNNNN.obj per frame.")] = "pc2",
+    pose: Annotated[str, typer.Option(help="full: head motion in the meshes (frame 0 at the origin); "
+                                           "rotation: rotation only; none: expression only.")] = "full",
+    smooth: Annotated[float, typer.Option(help="Weight of the frame-to-frame smoothness term (0 = off).")] = 0.02,
+    face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+    preview: Annotated[bool, typer.Option(help="Write preview.mp4 with the mesh over the video.")] = True,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Track a face through a video: per-frame meshes, ARKit weights, head pose, landmarks.
+
+    One identity is fitted for the whole clip; each frame's pose and 53 expression
+    weights are fitted with a warm start from the previous frame. Writes mesh.obj +
+    mesh.pc2 (or an OBJ sequence), coeffs.csv / coeffs.jsonl, preview.mp4 and
+    track.json. Frames are streamed: memory does not grow with the video length.
+    """
+    from dataclasses import replace
+
+    from facecast.pipelines.track import TrackJobConfig, track as run
+    from facecast.recon.tracking import TrackConfig
+
+    if smooth < 0:
+        raise UserError("--smooth must be >= 0")
+    if max_frames is not None and max_frames < 1:
+        raise UserError("--max-frames must be >= 1")
+    try:
+        config = TrackJobConfig(tracking=replace(TrackConfig(), temporal_weight=smooth), mesh_format=meshes,
+                                pose=pose, face_index=face_index, max_frames=max_frames, preview=preview)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    summary = run(video, output, config, assets=assets)
+    gaps = f"; no face in {len(summary.gaps)} frames (pose held)" if summary.gaps else ""
+    typer.echo(f"tracked {summary.frames} frames at {summary.frames / summary.seconds:.1f} frames/s{gaps}; "
+               f"wrote {', '.join(str(p) for p in summary.files)}")

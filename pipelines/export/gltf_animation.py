@@ -1,0 +1,232 @@
+"""Adding a retargeted :class:`~facecast.transfer.retarget.Animation` to an existing glTF file.
+
+The user's file is kept as it is: the new keyframe data is appended after the end of the
+original binary data (4-byte aligned), and the JSON only gains new accessors, buffer
+views and one animation, plus the new buffer length. Existing buffer views, accessors,
+meshes, materials, images and animations keep their JSON and their bytes. The one other
+JSON change: a head node given as a ``matrix`` is rewritten as the equal
+translation/rotation/scale, because glTF forbids animating a node that has a matrix.
+
+The animation (one per call, named ``name``, LINEAR interpolation, times in seconds):
+
+- one ``weights`` channel per node holding an animated mesh (nodes sharing a mesh share
+  its keyframes); the output accessor holds ``T * K`` floats, the K weights of keyframe 0,
+  then of keyframe 1, ... (K = the mesh's morph target count);
+- a ``rotation`` channel (``T`` xyzw unit quaternions) and/or ``translation`` channel
+  (``T`` vectors in metres) on the animation's head node, when it has them.
+
+Supported containers: GLB (also ``.vrm``, which is GLB) whose data lives in the binary
+chunk (:func:`animate_glb`), and ``.gltf`` JSON with external or data-URI buffers
+(:func:`animate_gltf`: the new data becomes one more buffer with a base64 data URI, so
+external ``.bin`` files are neither read nor changed). :func:`animate_document` picks
+by content.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from facecast.pipelines.avatar import AvatarMesh
+from facecast.pipelines.export.gltf import GltfOptions, export_glb
+from facecast.transfer.retarget import Animation
+from facecast.transfer.rigs import node_pose
+
+GLB_MAGIC = b"glTF"
+JSON_CHUNK = 0x4E4F534A
+BIN_CHUNK = 0x004E4942
+FLOAT = 5126
+LINEAR = "LINEAR"
+
+
+@dataclass(frozen=True)
+class GlbChunks:
+    """A parsed GLB: its JSON ``document``, BIN chunk bytes (None if absent) and any
+    further chunks ``(type, bytes)``, which are kept as they are."""
+
+    document: dict
+    binary: bytes | None
+    others: tuple[tuple[int, bytes], ...] = ()
+
+
+def read_glb(data: bytes) -> GlbChunks:
+    """Split GLB bytes into chunks; ``ValueError`` when they are not a version 2 GLB."""
+    if len(data) < 20 or data[:4] != GLB_MAGIC:
+        raise ValueError("not a GLB file (no 'glTF' header)")
+    version, length = struct.unpack_from("<II", data, 4)
+    if version != 2 or length > len(data):
+        raise ValueError(f"unsupported GLB: version {version}, declared length {length} of {len(data)} bytes")
+    chunks, position = [], 12
+    while position + 8 <= length:
+        size, kind = struct.unpack_from("<II", data, position)
+        if position + 8 + size > length:
+            raise ValueError("truncated GLB chunk")
+        chunks.append((kind, data[position + 8:position + 8 + size]))
+        position += 8 + size
+    if not chunks or chunks[0][0] != JSON_CHUNK:
+        raise ValueError("GLB does not start with a JSON chunk")
+    document = json.loads(chunks[0][1])
+    binary = chunks[1][1] if len(chunks) > 1 and chunks[1][0] == BIN_CHUNK else None
+    others = tuple(chunks[2:] if binary is not None else chunks[1:])
+    return GlbChunks(document, binary, others)
+
+
+def _chunk(kind: int, data: bytes, pad: bytes) -> bytes:
+    data = data + pad * (-len(data) % 4)
+    return struct.pack("<II", len(data), kind) + data
+
+
+def write_glb(chunks: GlbChunks) -> bytes:
+    """GLB bytes of ``chunks`` (JSON padded with spaces, BIN with zeros)."""
+    body = _chunk(JSON_CHUNK, json.dumps(chunks.document, separators=(",", ":")).encode(), b" ")
+    if chunks.binary is not None:
+        body += _chunk(BIN_CHUNK, chunks.binary, b"\0")
+    body += b"".join(struct.pack("<II", len(data), kind) + data for kind, data in chunks.others)
+    return GLB_MAGIC + struct.pack("<II", 2, 12 + len(body)) + body
+
+
+class _Appender:
+    """New float accessors, each in its own buffer view of ``buffer`` from byte ``offset`` on."""
+
+    def __init__(self, document: dict, buffer: int, offset: int) -> None:
+        self.document, self.buffer, self.offset = document, buffer, offset
+        self.parts: list[bytes] = []
+
+    def accessor(self, array: np.ndarray, kind: str, bounds: bool = False) -> int:
+        """An accessor over float32 ``array`` ``(N, W)`` (or ``(N,)`` for SCALAR)."""
+        data = np.ascontiguousarray(array, dtype="<f4")
+        start = self.offset + sum(len(p) for p in self.parts)
+        views = self.document.setdefault("bufferViews", [])
+        views.append({"buffer": self.buffer, "byteOffset": start, "byteLength": data.nbytes})
+        self.parts.append(data.tobytes() + b"\0" * (-data.nbytes % 4))
+        accessor = {"bufferView": len(views) - 1, "componentType": FLOAT, "count": len(data), "type": kind}
+        if bounds:
+            flat = data.reshape(len(data), -1)
+            accessor["min"] = [float(v) for v in flat.min(axis=0)]
+            accessor["max"] = [float(v) for v in flat.max(axis=0)]
+        accessors = self.document.setdefault("accessors", [])
+        accessors.append(accessor)
+        return len(accessors) - 1
+
+    def data(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _morph_nodes(document: dict, animation: Animation) -> list[tuple[int, list[int]]]:
+    """``(track number, nodes holding its mesh)``; ``ValueError`` for mismatched meshes."""
+    meshes, nodes = document.get("meshes", []), document.get("nodes", [])
+    out = []
+    for number, track in enumerate(animation.morphs):
+        if not 0 <= track.mesh < len(meshes):
+            raise ValueError(f"animation drives mesh {track.mesh}; the file has {len(meshes)} meshes")
+        targets = len((meshes[track.mesh].get("primitives") or [{}])[0].get("targets") or [])
+        if targets != track.weights.shape[1]:
+            raise ValueError(f"mesh {track.mesh} has {targets} morph targets, the animation "
+                             f"drives {track.weights.shape[1]}")
+        holders = [k for k, node in enumerate(nodes) if node.get("mesh") == track.mesh]
+        if not holders:
+            raise ValueError(f"no node holds mesh {track.mesh}; its weights cannot be animated")
+        out.append((number, holders))
+    return out
+
+
+def _prepare_head(document: dict, node: int) -> None:
+    """Replace a head node's ``matrix`` by the equal TRS (animated nodes may not have one)."""
+    nodes = document.get("nodes", [])
+    if not 0 <= node < len(nodes):
+        raise ValueError(f"animation head node {node} out of range ({len(nodes)} nodes)")
+    if "matrix" in nodes[node]:
+        pose = node_pose(nodes[node])
+        del nodes[node]["matrix"]
+        nodes[node].update(translation=pose.translation.tolist(), rotation=pose.rotation.tolist(),
+                           scale=pose.scale.tolist())
+
+
+def add_animation(document: dict, animation: Animation, buffer: int, offset: int, name: str) -> bytes:
+    """Append ``animation`` to ``document`` (in place); returns the bytes to store at byte
+    ``offset`` (4-aligned) of buffer ``buffer``, which the caller must provide."""
+    if offset % 4:
+        raise ValueError(f"new data must start 4-byte aligned, got offset {offset}")
+    holders = _morph_nodes(document, animation)
+    appender = _Appender(document, buffer, offset)
+    times = appender.accessor(animation.times, "SCALAR", bounds=True)
+    samplers, channels = [], []
+
+    def channel(output: int, node: int, path: str) -> None:
+        samplers.append({"input": times, "output": output, "interpolation": LINEAR})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": node, "path": path}})
+
+    for number, nodes in holders:
+        output = appender.accessor(animation.morphs[number].weights.reshape(-1), "SCALAR")
+        for node in nodes:
+            channel(output, node, "weights")
+    if animation.node is not None and (animation.rotation is not None or animation.translation is not None):
+        _prepare_head(document, animation.node)
+        if animation.rotation is not None:
+            quats = animation.rotation / np.linalg.norm(animation.rotation, axis=1, keepdims=True)
+            channel(appender.accessor(quats, "VEC4"), animation.node, "rotation")
+        if animation.translation is not None:
+            channel(appender.accessor(animation.translation, "VEC3"), animation.node, "translation")
+    if not channels:
+        raise ValueError("the animation drives nothing")
+    document.setdefault("animations", []).append({"name": name, "samplers": samplers, "channels": channels})
+    return appender.data()
+
+
+def animate_glb(original: bytes, animation: Animation, name: str = "facecast") -> bytes:
+    """``original`` GLB (or VRM) bytes with ``animation`` added (see the module doc).
+
+    The original BIN chunk is a byte-identical prefix of the new one. Raises ``ValueError``
+    when the GLB keeps its data outside the binary chunk or the animation does not fit it.
+    """
+    chunks = read_glb(original)
+    document = chunks.document
+    buffers = document.get("buffers") or []
+    if chunks.binary is None or not buffers or "uri" in buffers[0]:
+        raise ValueError("the GLB keeps no data in its binary chunk (buffer 0 has a uri or is "
+                         "missing); re-export it as a self-contained GLB or pass the .gltf")
+    binary = chunks.binary + b"\0" * (-len(chunks.binary) % 4)
+    added = add_animation(document, animation, 0, len(binary), name)
+    buffers[0]["byteLength"] = len(binary) + len(added)
+    return write_glb(GlbChunks(document, binary + added, chunks.others))
+
+
+def animate_gltf(original: bytes, animation: Animation, name: str = "facecast") -> bytes:
+    """``original`` ``.gltf`` JSON bytes with ``animation`` added; the new data is one more
+    buffer with a base64 data URI. Existing buffers (external or data URIs) are untouched."""
+    try:
+        document = json.loads(original)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not glTF JSON ({exc})") from exc
+    if not isinstance(document, dict) or "asset" not in document:
+        raise ValueError("not a glTF document (no 'asset')")
+    buffers = document.setdefault("buffers", [])
+    added = add_animation(document, animation, len(buffers), 0, name)
+    uri = "data:application/octet-stream;base64," + base64.b64encode(added).decode("ascii")
+    buffers.append({"byteLength": len(added), "uri": uri})
+    return json.dumps(document, indent=1).encode()
+
+
+def animate_document(original: bytes, animation: Animation, name: str = "facecast") -> bytes:
+    """:func:`animate_glb` for GLB/VRM bytes, :func:`animate_gltf` for glTF JSON."""
+    if original[:4] == GLB_MAGIC:
+        return animate_glb(original, animation, name)
+    return animate_gltf(original, animation, name)
+
+
+def animated_avatar_glb(mesh: AvatarMesh, animation: Animation,
+                        options: GltfOptions = GltfOptions()) -> bytes:
+    """The static avatar GLB of ``mesh`` (``export_glb``) with ``animation`` added.
+
+    ``animation`` comes from an :class:`~facecast.transfer.rigs.IctRig`: mesh 0 with
+    ``len(mesh.morph_names)`` targets, head node 0.
+    """
+    for track in animation.morphs:
+        if track.mesh != 0 or track.weights.shape[1] != len(mesh.morph_names):
+            raise ValueError(f"an ICT avatar animation drives mesh 0 with {len(mesh.morph_names)} "
+                             f"targets; got mesh {track.mesh} with {track.weights.shape[1]}")
+    return animate_glb(export_glb(mesh, options), animation)

@@ -1,0 +1,177 @@
+"""Photo -> textured avatar: detect, fit (landmarks, then photometric), bake, export.
+
+Outputs of ``reconstruct(photo, output="head.glb")``, all written together
+(temporary files renamed into place, so a failure leaves none of them):
+
+- ``head.glb``: the fitted head with the photo texture on the face and all 53 ARKit
+  morph targets (expressions at 0: the neutral face of this person), in metres;
+- ``head.obj`` (+ ``.mtl`` + texture PNG) / ``head.ply`` on request, in cm;
+- ``head.json``: coefficients, camera, head pose, ARKit weights of the photo's
+  expression, and landmarks in input-image pixels (:func:`describe`);
+- ``head_preview.png``: the fitted mesh drawn over the photo.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facecast.recon.albedo import REGIONS
+from facecast.recon.arkit import ARKIT_52, to_arkit
+from facecast.recon.model import MorphableModel
+from facecast.recon.photo import PIXEL_OFFSET, PhotoConfig, PhotoReconstructor, PhotoResult, target_from_faces
+from facecast.recon.photometric import PhotometricConfig, PhotometricFitter
+from facecast.recon.texture import TextureConfig, bake_texture
+from facecast.recon.topology import DEFAULT_AVATAR_REGIONS
+
+from .avatar import AvatarMesh, MaterialTexture, build_avatar
+from .export import EXPORTERS, check_output, write_files
+from .export.coefficients import yaw_pitch_roll
+from .media import read_image
+
+MODES = ("fast", "refine", "accurate")
+LANDMARK_CONVENTION = ("pixels, x right, y down, OpenCV integer-centre convention: "
+                       "the centre of the top-left pixel is (0, 0)")
+
+
+@dataclass
+class ReconstructConfig:
+    """What ``facecast reconstruct`` does."""
+
+    photo: PhotoConfig = field(default_factory=PhotoConfig)
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
+    texture: TextureConfig = field(default_factory=TextureConfig)
+    mode: str = "accurate"
+    regions: tuple[str, ...] = DEFAULT_AVATAR_REGIONS
+    bake_texture: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode != "accurate":
+            raise NotImplementedError(
+                f"mode {self.mode!r} needs the trained regressor, which is not shipped yet; use --mode accurate")
+
+
+@dataclass
+class Reconstruction:
+    """A fitted photo and what is exported from it."""
+
+    source: str
+    result: PhotoResult
+    mesh: AvatarMesh
+    texture: np.ndarray | None  # (S, S, 3) uint8
+
+
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class PhotoPipeline:
+    """Holds the model, detector and fitters so that many photos share one load."""
+
+    def __init__(self, model: MorphableModel, config: ReconstructConfig = ReconstructConfig()):
+        self.model, self.config = model, config
+        self.photo = PhotoReconstructor(model, config=config.photo)
+        self.photometric = PhotometricFitter(model, self.photo.sparse, config.photometric)
+
+    def run(self, image: np.ndarray, source: str = "image") -> Reconstruction:
+        """Reconstruct the configured face of ``image`` (RGB uint8 ``(H, W, 3)``)."""
+        result = self.photo.reconstruct(image, source)
+        target = target_from_faces([result.detected], [result.image_size], self.photo.mapping,
+                                   self.config.photo.iris_weight, self.model.neutral.dtype)
+        coeffs = self.photometric.refine(result.coeffs, [image], target, self.config.photo.fit)
+        l68, l478 = self._landmarks(coeffs)
+        result = PhotoResult(coeffs, result.image_size, result.detected, l68, l478)
+        texture = bake_texture(self.model, coeffs, image, self.config.texture) if self.config.bake_texture else None
+        mesh = build_avatar(self.model, coeffs.identity[0].numpy(), self.config.regions)
+        if texture is not None and "M_Face" in mesh.material_names:
+            mesh = _with_texture(mesh, MaterialTexture("M_Face", _png(texture)))
+        return Reconstruction(source, result, mesh, texture)
+
+    def _landmarks(self, coeffs):
+        from facecast.recon.photo import model_landmarks
+
+        l68, l478 = model_landmarks(self.photo.sparse, coeffs)
+        return l68[0], l478[0]
+
+
+def _with_texture(mesh: AvatarMesh, texture: MaterialTexture) -> AvatarMesh:
+    from dataclasses import replace
+
+    return replace(mesh, textures=(*mesh.textures, texture))
+
+
+def describe(rec: Reconstruction, expression_names: list[str]) -> dict:
+    """The JSON record of a reconstruction (see the module docstring)."""
+    c = rec.result.coeffs
+    expression = c.expression[0]
+    arkit = to_arkit(expression[None].double(), expression_names)[0]
+    rotation = c.rotation[0].double().numpy()
+    return {
+        "source": rec.source,
+        "image_size": list(rec.result.image_size),
+        "units": {"translation": "cm", "rotation": "axis-angle radians", "landmarks": LANDMARK_CONVENTION},
+        "camera": {"model": "pinhole at the origin looking down -z, y up (see facecast.recon.coeffs)",
+                   "focal_px": float(c.focal[0]),
+                   "principal_px": (c.principal[0].double().numpy() - PIXEL_OFFSET).tolist()},
+        "head_pose": {"rotation": rotation.tolist(),
+                      "yaw_pitch_roll_deg": np.degrees(yaw_pitch_roll(rotation[None])[0]).tolist(),
+                      "translation_cm": c.translation[0].tolist()},
+        "expression": dict(zip(expression_names, expression.tolist())),
+        "arkit": dict(zip(ARKIT_52, arkit.tolist())),
+        "identity": c.identity[0].tolist(),
+        "lighting_sh": c.lighting[0].tolist(),
+        "albedo": dict(zip(REGIONS, c.albedo[0].tolist())),
+        "landmarks": {"ibug68": rec.result.landmarks68.tolist(),
+                      "mediapipe478": rec.result.landmarks478.tolist(),
+                      "detected_mediapipe478": rec.result.detected.points.tolist()},
+        "coeffs": c.to_json()[0],
+    }
+
+
+def output_files(rec: Reconstruction, output: Path, extra_formats: tuple[str, ...],
+                 expression_names: list[str], preview: bytes | None) -> dict[str, bytes]:
+    """``{file name: bytes}`` of everything ``reconstruct`` writes beside ``output``."""
+    stem = output.stem
+    files: dict[str, bytes] = {}
+    for suffix in (output.suffix.lower(), *extra_formats):
+        files.update(EXPORTERS[suffix](rec.mesh, stem))
+    files[f"{stem}.json"] = json.dumps(describe(rec, expression_names), indent=1).encode()
+    if preview is not None:
+        files[f"{stem}_preview.png"] = preview
+    return files
+
+
+def reconstruct(photo: str | Path, output: str | Path, extra_formats: tuple[str, ...] = (),
+                config: ReconstructConfig = ReconstructConfig(), model: MorphableModel | None = None,
+                assets: str | Path | None = None, preview: bool = True) -> list[Path]:
+    """Reconstruct the face of ``photo`` and write ``output`` (.glb/.obj/.ply) and its companions.
+
+    extra_formats: more mesh formats (``(".obj", ".ply")``) written beside ``output``.
+    Returns the paths written. Raises user errors (``MediaError``, ``NoFaceError``,
+    ``ExportError``, ``AssetError``) before anything is written.
+    """
+    output = check_output(output)
+    for suffix in extra_formats:
+        check_output(output.with_suffix(suffix))
+    image = read_image(photo)
+    model = model or MorphableModel.load(assets)
+    rec = PhotoPipeline(model, config).run(image, str(photo))
+    picture = None
+    if preview:
+        from .overlay import draw_fit
+
+        faces = model.triangles(("head", "eyeballs"))
+        picture = _png(draw_fit(model, faces, rec.result.coeffs, image, rec.result.landmarks68))
+    files = output_files(rec, output, extra_formats, model.expression_names, picture)
+    return write_files(output.parent, files)
