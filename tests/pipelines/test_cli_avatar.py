@@ -13,7 +13,8 @@ import pygltflib
 import pytest
 import typer
 
-from facecast.pipelines.cli import USER_ERROR_EXIT, UserError, app, is_user_error, user_errors
+from facecast.pipelines.cli import app
+from facecast.pipelines.errors import USER_ERROR_EXIT, UserError, is_user_error, user_errors
 from facecast.recon.topology import REGION_STARTS, RegionError
 from typer.testing import CliRunner
 
