@@ -98,6 +98,7 @@ def _register_commands() -> None:
 
     app.command("reconstruct")(commands.reconstruct)
     app.command("track")(commands.track)
+    app.command("transfer")(commands.transfer)
 
 
 _register_commands()

@@ -90,3 +90,44 @@ def track(
     gaps = f"; no face in {len(summary.gaps)} frames (pose held)" if summary.gaps else ""
     typer.echo(f"tracked {summary.frames} frames at {summary.frames / summary.seconds:.1f} frames/s{gaps}; "
                f"wrote {', '.join(str(p) for p in summary.files)}")
+
+
+@user_errors
+def transfer(
+    driver: Annotated[Path, typer.Option(help="Driver video whose expressions are transferred.")],
+    target: Annotated[Path, typer.Option(help="Target: a GLB/glTF/VRM with ARKit-named morph targets, "
+                                               "a coefficients .json (from reconstruct) or a photo.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output file name; each format gets its "
+                                                                 "extension (out.glb, out.csv, ...).")],
+    formats: Annotated[str, typer.Option(help="Comma-separated: glb (animated avatar), csv (Live Link Face), "
+                                              "pc2 (+ .obj; ICT targets), json.")] = "glb",
+    smoothing: Annotated[str, typer.Option(help="zero_phase (offline, no lag) or one_euro (causal).")] = "zero_phase",
+    mirror: Annotated[bool, typer.Option(help="Swap left and right (for a mirrored driver).")] = False,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many driver frames.")] = None,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Animate a target avatar with the expressions and head rotation of a driver video.
+
+    The target's own file is copied and only an animation is added (its meshes,
+    materials and buffers stay byte-identical). Target morph targets are matched to
+    ARKit names case-insensitively (prefixes such as blendShape1. are stripped); names
+    that match nothing are listed in a warning. Frames without a face hold the last pose.
+    """
+    from dataclasses import replace
+
+    from facecast.pipelines.track import TrackJobConfig
+    from facecast.pipelines.transfer import TransferConfig, transfer as run
+    from facecast.transfer.retarget import RetargetConfig
+
+    if max_frames is not None and max_frames < 1:
+        raise UserError("--max-frames must be >= 1")
+    try:
+        retarget = RetargetConfig(smoothing=smoothing, mirror=mirror)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    config = TransferConfig(tracking=replace(TrackJobConfig(preview=False), max_frames=max_frames),
+                            retarget=retarget, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
+    written, track = run(driver, target, output, config, assets=assets)
+    gaps = f"; no face in {len(track.gaps)} frames (pose held): {track.gaps[:10]}" if track.gaps else ""
+    typer.echo(f"transferred {len(track.weights)} frames at {track.fps:.2f} fps{gaps}; "
+               f"wrote {', '.join(str(p) for p in written)}")

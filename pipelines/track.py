@@ -212,13 +212,52 @@ def prepare_outdir(outdir: str | Path) -> Path:
     return outdir
 
 
+@dataclass
+class VideoFit:
+    """Shared pieces of a tracking run: the model, the sparse landmarks and the tracker."""
+
+    model: MorphableModel
+    sparse: SparseLandmarks
+    tracker: VideoTracker
+    weight: torch.Tensor
+
+    @classmethod
+    def build(cls, model: MorphableModel, config: TrackJobConfig) -> "VideoFit":
+        mapping = mediapipe478_mapping()
+        sparse = SparseLandmarks.build(model, mapping)
+        weight = torch.where(torch.as_tensor(mapping.surface == SURFACE_SKIN), 1.0, config.iris_weight)
+        return cls(model, sparse, VideoTracker(sparse, config.tracking), weight)
+
+
+def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig
+                 ) -> Iterator[tuple[TrackedFrame, np.ndarray | None, float]]:
+    """Yield ``(tracked frame, preview image or None, preview scale)`` in frame order.
+
+    Raises :class:`~facecast.recon.landmarks.NoFaceError` when no frame shows a face.
+    """
+    from facecast.recon.landmarks import MediaPipeConfig, NoFaceError
+
+    keep: deque = deque()
+    detector_config = MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))
+    with MediaPipeDetector(detector_config) as detector:
+        stream = _landmark_stream(iter_frames(video, config.max_frames), detector, config, fit.weight, keep)
+        try:
+            for tracked in fit.tracker.run(stream):
+                while keep and keep[0][0] < tracked.index:
+                    keep.popleft()
+                _, small, scale = keep.popleft()
+                yield tracked, small, scale
+        except ValueError as exc:
+            if "no frame with a face" in str(exc):
+                raise NoFaceError(f"{video}: no face found in the video") from exc
+            raise
+
+
 def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJobConfig(),
           model: MorphableModel | None = None, assets: str | Path | None = None,
           show_progress: bool = True) -> TrackSummary:
     """Track the face of ``video`` and write the outputs listed in the module docstring."""
     import time as clock
-
-    from facecast.recon.landmarks import MediaPipeConfig, NoFaceError
 
     from .overlay import draw_fit
 
@@ -226,38 +265,25 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
     info = probe_video(video)
     outdir = prepare_outdir(outdir)
     model = model or MorphableModel.load(assets)
-    mapping = mediapipe478_mapping()
-    sparse = SparseLandmarks.build(model, mapping)
-    weight = torch.where(torch.as_tensor(mapping.surface == SURFACE_SKIN), 1.0, config.iris_weight)
-    tracker = VideoTracker(sparse, config.tracking)
+    fit = VideoFit.build(model, config)
     faces = model.triangles(("head", "eyeballs"))
     outputs = _Outputs(outdir, model, config, info.fps)
-    keep: deque = deque()
-    progress, total = _progress(info.n_frames if config.max_frames is None else
-                                min(config.max_frames, info.n_frames or config.max_frames), show_progress)
+    frames = info.n_frames if config.max_frames is None else min(config.max_frames, info.n_frames or config.max_frames)
+    progress, total = _progress(frames, show_progress)
     try:
-        with MediaPipeDetector(MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))) as detector, progress:
+        with progress:
             task = progress.add_task("track", total=total, fps=0.0)
-            stream = _landmark_stream(iter_frames(video, config.max_frames), detector, config, weight, keep)
-            try:
-                for tracked in tracker.run(stream):
-                    while keep and keep[0][0] < tracked.index:
-                        keep.popleft()
-                    _, small, scale = keep.popleft()
-                    l68 = model_landmarks(sparse, tracked.coeffs)[0][0]
-                    picture = None if small is None else draw_fit(model, faces, tracked.coeffs, small, l68, scale)
-                    outputs.add(tracked, outputs.vertices(tracked.coeffs), l68, picture)
-                    done = len(outputs.rows)
-                    progress.update(task, completed=done, fps=done / (clock.perf_counter() - start))
-            except ValueError as exc:
-                if "no frame with a face" in str(exc):
-                    raise NoFaceError(f"{video}: no face found in the video") from exc
-                raise
+            for tracked, small, scale in iter_tracked(video, fit, config):
+                l68 = model_landmarks(fit.sparse, tracked.coeffs)[0][0]
+                picture = None if small is None else draw_fit(model, faces, tracked.coeffs, small, l68, scale)
+                outputs.add(tracked, outputs.vertices(tracked.coeffs), l68, picture)
+                done = len(outputs.rows)
+                progress.update(task, completed=done, fps=done / (clock.perf_counter() - start))
         summary = {"video": str(video), "fps": info.fps, "frames": len(outputs.rows),
-                   "frames_without_face": tracker.gaps, "pose": config.pose,
+                   "frames_without_face": fit.tracker.gaps, "pose": config.pose,
                    "mesh_format": config.mesh_format, "units": "cm, y up"}
         files = outputs.commit(summary)
     except BaseException:
         outputs.abort()
         raise
-    return TrackSummary(len(outputs.rows), info.fps, tracker.gaps, files, clock.perf_counter() - start)
+    return TrackSummary(len(outputs.rows), info.fps, fit.tracker.gaps, files, clock.perf_counter() - start)
