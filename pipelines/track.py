@@ -202,7 +202,9 @@ def _progress(total: int, enabled: bool):
 
     columns = (TextColumn("tracking"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn())
-    return Progress(*columns, disable=not enabled, transient=False), total or None
+    from rich.console import Console
+
+    return Progress(*columns, console=Console(stderr=True), disable=not enabled, transient=False), total or None
 
 
 def prepare_outdir(outdir: str | Path) -> Path:

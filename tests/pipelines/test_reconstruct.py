@@ -1,0 +1,88 @@
+"""End-to-end photo reconstruction on real photos, through the CLI and the real readers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pygltflib
+import pytest
+import trimesh
+from PIL import Image
+from typer.testing import CliRunner
+
+from facecast.pipelines.cli import app
+from facecast.recon.evaluation import nme, read_pts
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def lfpw_photo(shared_dir) -> Path:
+    return shared_dir / "media/lfpw68-train/image_0001.jpg"
+
+
+@pytest.fixture(scope="module")
+def reconstructed(lfpw_photo, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rec") / "sub" / "head.glb"
+    result = runner.invoke(app, ["reconstruct", str(lfpw_photo), "-o", str(out), "--obj", "--ply"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_outputs_are_complete_and_readable(reconstructed):
+    folder = reconstructed.parent
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "head.glb", "head.json", "head.mtl", "head.obj", "head.ply", "head_M_Face.png", "head_preview.png"]
+    gltf = pygltflib.GLTF2().load(str(reconstructed))
+    assert len(gltf.meshes[0].extras["targetNames"]) == 53
+    assert len(gltf.images) == 1 and len(gltf.textures) == 1  # the baked face texture
+    obj = trimesh.load(folder / "head.obj", process=False, force="mesh")
+    assert len(obj.vertices) > 20000
+    mtl = (folder / "head.mtl").read_text()
+    assert "map_Kd head_M_Face.png" in mtl
+    texture = np.asarray(Image.open(folder / "head_M_Face.png"))
+    assert texture.shape == (1024, 1024, 3) and 40 < texture.mean() < 230
+
+
+def test_json_landmarks_match_the_annotation(reconstructed, lfpw_photo):
+    record = json.loads(reconstructed.with_suffix(".json").read_text())
+    assert len(record["expression"]) == 53 and len(record["arkit"]) == 52
+    assert all(0.0 <= w <= 1.0 for w in record["expression"].values())
+    assert len(record["landmarks"]["mediapipe478"]) == 478
+    truth = read_pts(lfpw_photo.with_suffix(".pts"))
+    error = nme(np.array(record["landmarks"]["ibug68"]), truth)
+    assert error < 0.06, error  # projected model landmarks vs the human annotation
+    assert record["camera"]["focal_px"] > 0 and len(record["identity"]) == 100
+
+
+def test_preview_shows_the_mesh_over_the_photo(reconstructed, lfpw_photo):
+    preview = np.asarray(Image.open(reconstructed.parent / "head_preview.png")).astype(int)
+    photo = np.asarray(Image.open(lfpw_photo).convert("RGB")).astype(int)
+    assert preview.shape == photo.shape
+    changed = np.abs(preview - photo).sum(-1) > 30
+    assert 0.02 < changed.mean() < 0.9  # the mesh covers the face, not the whole picture
+
+
+def _assert_user_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = result.output.strip()
+    assert message.startswith("error: ") and "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_bad_photos_are_one_line_errors_and_write_nothing(tmp_path):
+    Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(tmp_path / "gray.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "out" / "head.glb"
+    cases = [("gray.png", ["no face found", "gray.png"]), ("broken.jpg", ["broken.jpg"]),
+             ("missing.jpg", ["missing.jpg", "no such file"])]
+    for name, fragments in cases:
+        result = runner.invoke(app, ["reconstruct", str(tmp_path / name), "-o", str(out)])
+        _assert_user_error(result, *fragments)
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    _assert_user_error(runner.invoke(app, ["reconstruct", str(tmp_path / "gray.png"), "-o", str(out),
+                                           "--mode", "fast"]), "regressor")

@@ -1,0 +1,125 @@
+"""End-to-end video tracking and expression transfer on a real clip, and their bad inputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from typer.testing import CliRunner
+
+from facecast.pipelines.cli import app
+from facecast.pipelines.export.coefficients import read_coefficients_csv
+from facecast.pipelines.export.livelink import read_livelink_csv
+from facecast.pipelines.export.pc2 import read_pc2
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gltf_tools import arkit_sphere_glb, read_accessor, validate  # noqa: E402
+
+runner = CliRunner()
+FRAMES = 16
+
+
+@pytest.fixture(scope="module")
+def clip(shared_dir) -> Path:
+    return shared_dir / "media/videos/talk1.mp4"
+
+
+@pytest.fixture(scope="module")
+def tracked(clip, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("track") / "take"
+    result = runner.invoke(app, ["track", str(clip), "-o", str(out), "--max-frames", str(FRAMES)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_track_outputs_agree(tracked):
+    assert sorted(p.name for p in tracked.iterdir()) == [
+        "coeffs.csv", "coeffs.jsonl", "mesh.obj", "mesh.pc2", "preview.mp4", "track.json"]
+    cache = read_pc2((tracked / "mesh.pc2").read_bytes())
+    # the OBJ's own vertex list (trimesh would split vertices at UV seams)
+    lines = [line.split()[1:] for line in (tracked / "mesh.obj").read_text().splitlines() if line.startswith("v ")]
+    vertices = np.array(lines, dtype=np.float64)
+    assert cache.frames.shape[0] == FRAMES and cache.frames.shape[1] == len(vertices)
+    np.testing.assert_allclose(cache.frames[0], vertices, atol=1e-4)  # same vertex order
+    track = read_coefficients_csv((tracked / "coeffs.csv").read_bytes())
+    assert track.num_frames == FRAMES and len(track.names) == 53
+    assert track.landmarks.shape == (FRAMES, 68, 2)
+    assert np.all((track.expression >= 0) & (track.expression <= 1))
+    summary = json.loads((tracked / "track.json").read_text())
+    assert summary["frames"] == FRAMES and summary["frames_without_face"] == []
+    # a talking head moves a little from frame to frame, but no vertex jumps by centimetres
+    step = np.linalg.norm(np.diff(cache.frames, axis=0), axis=-1)
+    assert 1e-4 < step.mean() < 0.3 and step.max() < 2.0
+
+
+def test_preview_video_has_every_frame(tracked):
+    from facecast.pipelines.media import probe_video
+
+    assert probe_video(tracked / "preview.mp4").n_frames == FRAMES
+
+
+def test_transfer_onto_a_user_glb_keeps_its_data(clip, tmp_path):
+    original = arkit_sphere_glb()
+    (tmp_path / "user.glb").write_bytes(original)
+    out = tmp_path / "anim.glb"
+    with pytest.warns(UserWarning, match="customWrinkle"):
+        result = runner.invoke(app, ["transfer", "--driver", str(clip), "--target", str(tmp_path / "user.glb"),
+                                     "-o", str(out), "--formats", "glb,csv", "--max-frames", str(FRAMES)])
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    import pygltflib
+
+    gltf = pygltflib.GLTF2().load_from_bytes(data)
+    before = pygltflib.GLTF2().load_from_bytes(original)
+    assert gltf.binary_blob()[: len(before.binary_blob())] == before.binary_blob()
+    assert len(gltf.animations) == 1
+    document = json.loads(gltf.to_json())
+    sampler = gltf.animations[0].samplers[0]
+    assert read_accessor(document, gltf.binary_blob(), sampler.input).shape == (FRAMES, 1)
+    assert validate([out])[0]["numErrors"] == 0
+    take = read_livelink_csv(out.with_suffix(".csv").read_bytes())
+    assert take.arkit.shape == (FRAMES, 52)
+
+
+def test_transfer_rejects_a_target_without_morph_targets(clip, tmp_path):
+    box = trimesh.creation.box()
+    (tmp_path / "box.glb").write_bytes(box.export(file_type="glb"))
+    result = runner.invoke(app, ["transfer", "--driver", str(clip), "--target", str(tmp_path / "box.glb"),
+                                 "-o", str(tmp_path / "o.glb")])
+    assert result.exit_code == 2 and "box.glb" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.glb").exists()
+
+
+def _encode(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("kind, fragments", [("empty", ["empty file"]), ("text", ["not a readable video"]),
+                                             ("noface", ["no face found"])])
+def test_bad_videos_are_one_line_errors_and_write_nothing(tmp_path, kind, fragments):
+    video = tmp_path / f"{kind}.mp4"
+    if kind == "empty":
+        video.write_bytes(b"")
+    elif kind == "text":
+        video.write_text("this is not a video")
+    else:
+        _encode(video, [np.full((96, 128, 3), 90 + 5 * k, np.uint8) for k in range(8)])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["track", str(video), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]  # after the progress line
+    assert message.startswith("error: "), result.output
+    assert all(f in message for f in fragments), message
+    assert not out.exists() or list(out.iterdir()) == []
