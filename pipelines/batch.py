@@ -38,16 +38,15 @@ import typer
 
 from facecast.pipelines import batch_outputs as outputs
 from facecast.pipelines.batch_engines import (ENGINES, Task, TaskOutcome, available_cores,
-                                              run_local, run_ray)
+                                              check_picklable, run_local, run_ray)
 from facecast.pipelines.batch_inputs import BatchInput, expand_inputs, inspect_input
-from facecast.pipelines.batch_jobs import (DEFAULT_JOB, BatchUsageError, Job, make_options,
+from facecast.pipelines.batch_jobs import (DEFAULT_JOB, JOBS, BatchUsageError, Job, make_options,
                                            options_fingerprint, parse_option_pairs, resolve_job)
 from facecast.pipelines.batch_manifest import Manifest, ManifestRow, one_line
 from facecast.pipelines.batch_report import BatchProgress, BatchSummary, InputReport, print_summary
+from facecast.pipelines.errors import USER_ERROR_EXIT, report_user_error
 
 __all__ = ["BatchSummary", "BatchUsageError", "InputReport", "run", "batch_command", "main"]
-
-USAGE_EXIT = 2
 
 
 def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str | os.PathLike,
@@ -72,6 +71,7 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
     start = time.perf_counter()
     spec = resolve_job(job)
     options = make_options(spec, job_options)
+    check_picklable(spec, options)
     workers = _check_engine(engine, workers, ray_address, max_retries)
     out = outputs.prepare_output_dir(output_dir)
     patterns = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
@@ -173,6 +173,7 @@ def _needs_run(row: ManifestRow, retry_failed: bool, out: Path) -> bool:
 
 
 _INPUTS_HELP = "Files, folders (recursive) or glob patterns; quote globs: 'footage/**/*.mp4'."
+_JOB_HELP = f"Job to run on each input: {', '.join(sorted(JOBS))}."
 _OUTPUT_HELP = "Output folder (one folder per input, manifest.sqlite)."
 _RETRY_HELP = "Retry inputs that failed before."
 _RAY_HELP = "Existing Ray cluster (with --engine ray); its nodes must see the input and output folders."
@@ -183,7 +184,7 @@ _OPTION_HELP = "Job option KEY=VALUE (repeatable), e.g. -O thumbnail_size=128."
 def batch_command(
     inputs: Annotated[list[str], typer.Argument(help=_INPUTS_HELP, show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help=_OUTPUT_HELP)],
-    job: Annotated[str, typer.Option(help="Job to run on each input.")] = DEFAULT_JOB,
+    job: Annotated[str, typer.Option(help=_JOB_HELP)] = DEFAULT_JOB,
     engine: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help=_RETRY_HELP)] = False,
@@ -216,8 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="facecast-batch")
     except BatchUsageError as exc:
-        typer.echo(f"error: {one_line(str(exc))}", err=True)
-        sys.exit(USAGE_EXIT)
+        report_user_error(exc)
+        sys.exit(USER_ERROR_EXIT)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ Per worker process the job's model is loaded once per (job, options) and kept
 
 from __future__ import annotations
 
-import functools
 import os
+import pickle
 import shutil
 import socket
 import sys
@@ -32,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from facecast.pipelines.batch_jobs import BatchUsageError, Job
+from facecast.pipelines.batch_jobs import BatchUsageError, Job, options_fingerprint
 from facecast.pipelines.batch_manifest import one_line
 
 ENGINES = ("local", "ray")
@@ -88,10 +88,17 @@ def limit_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-@functools.lru_cache(maxsize=4)
+#: This process's loaded models, by (job name, fingerprint of all its options).
+_MODELS: dict[tuple[str, str], object] = {}
+
+
 def cached_model(job: Job, options: object) -> object:
     """``job.load(options)``, loaded once per worker process and (job, options)."""
-    return job.load(options)
+    key = (job.name, options_fingerprint(job, options, outputs_only=False))
+    if key not in _MODELS:
+        _MODELS.clear()  # one model at a time: a worker serves one batch
+        _MODELS[key] = job.load(options)
+    return _MODELS[key]
 
 
 def execute(task: Task) -> TaskOutcome:
@@ -115,6 +122,15 @@ def execute(task: Task) -> TaskOutcome:
                            error_message=one_line(str(exc) or type(exc).__name__), worker=worker)
     return TaskOutcome(task.key, True, tuple(result.outputs), int(result.frames),
                        float(result.seconds), worker=worker)
+
+
+def check_picklable(job: Job, options: object) -> None:
+    """Raise ``TypeError`` unless ``job`` and ``options`` can be sent to worker processes."""
+    try:
+        pickle.dumps((job, options))
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise TypeError(f"job {job.name} cannot be sent to worker processes: its functions must "
+                        f"be module-level (no lambdas or closures) ({exc})") from exc
 
 
 def crash_outcome(task: Task, detail: str = "") -> TaskOutcome:

@@ -7,7 +7,9 @@ module-level function (picklable by reference). ``output_dir`` is a fresh tempor
 folder; the batch layer moves it into place only when ``run`` returns, so a job
 never has to write atomically itself.
 
-Options are a frozen dataclass per job. Fields whose metadata says
+Options are a dataclass per job (flat fields of ``int``, ``float``, ``bool``, ``str``,
+``Path``, ``tuple[str, ...]`` or ``X | None`` can be set from the command line with
+``-O key=value``; tuples as comma-separated text). Fields whose metadata says
 ``{"affects_output": False}`` (:data:`NO_OUTPUT_EFFECT`: delays, devices, fault
 injection) do not change the outputs, so changing them does not make a rerun
 recompute finished inputs.
@@ -34,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from facecast.pipelines.errors import UserError
+
 OptionsT = TypeVar("OptionsT")
 
 #: Field metadata of options that do not change what a job writes.
@@ -43,8 +47,11 @@ NO_OUTPUT_EFFECT: Mapping[str, bool] = types.MappingProxyType({"affects_output":
 DEFAULT_JOB = "probe"
 
 
-class BatchUsageError(ValueError):
-    """A batch cannot start as asked (no inputs, unknown job, bad option); the message says why."""
+class BatchUsageError(UserError, ValueError):
+    """A batch cannot start as asked (no inputs, unknown job, bad option); the message says why.
+
+    A :class:`~facecast.pipelines.errors.UserError`: the CLI prints one line and exits 2.
+    """
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class Job(Generic[OptionsT]):
 
     Attributes:
         name: registry name (``probe``, ``track``, ``reconstruct``, ``transfer``, ...).
-        options_type: frozen dataclass of the job's options, all fields with defaults.
+        options_type: dataclass of the job's options, all fields with defaults.
         run: ``(input_path, output_dir, options, model) -> JobResult``; writes only inside
             ``output_dir`` and raises (e.g. ``MediaError``) on a bad input.
         outputs_for: ``(input_path, options) -> file names`` that ``run`` writes.
@@ -106,8 +113,8 @@ def resolve_job(job: str | Job) -> Job:
 def make_options(job: Job[OptionsT], values: OptionsT | Mapping[str, object] | None) -> OptionsT:
     """Options of ``job`` from an instance, a mapping (strings are converted), or defaults."""
     kind = job.options_type
-    if not (dataclasses.is_dataclass(kind) and kind.__dataclass_params__.frozen):
-        raise TypeError(f"options of job {job.name} must be a frozen dataclass, not {kind!r}")
+    if not dataclasses.is_dataclass(kind):
+        raise TypeError(f"options of job {job.name} must be a dataclass, not {kind!r}")
     if isinstance(values, kind):
         return values
     if values is not None and not isinstance(values, Mapping):
@@ -152,15 +159,18 @@ def _convert(key: str, text: str, hint: object) -> object:
             return lowered in ("1", "true", "yes", "on")
         if hint in (int, float, str, Path):
             return hint(text)
+        if typing.get_origin(hint) is tuple and typing.get_args(hint) == (str, ...):
+            return tuple(part.strip() for part in text.split(",") if part.strip())
     except ValueError as exc:
         raise BatchUsageError(f"option {key}: {exc}") from exc
     raise BatchUsageError(f"option {key} of type {hint} cannot be given on the command line")
 
 
-def options_fingerprint(job: Job, options: object) -> str:
-    """sha256 of the job name and the options that affect its outputs (hex, 16 chars)."""
-    relevant = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
-                if f.metadata.get("affects_output", True)}
-    text = json.dumps({"job": job.name, "options": relevant}, sort_keys=True, default=str)
+def options_fingerprint(job: Job, options: object, outputs_only: bool = True) -> str:
+    """sha256 (16 hex) of the job name and its options: those that affect outputs, or all."""
+    chosen = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+              if not outputs_only or f.metadata.get("affects_output", True)}
+    plain = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in chosen.items()}
+    text = json.dumps({"job": job.name, "options": plain}, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
