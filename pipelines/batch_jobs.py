@@ -43,8 +43,8 @@ OptionsT = TypeVar("OptionsT")
 #: Field metadata of options that do not change what a job writes.
 NO_OUTPUT_EFFECT: Mapping[str, bool] = types.MappingProxyType({"affects_output": False})
 
-#: The job ``facecast batch`` runs when none is named (``track`` once the lead wires it).
-DEFAULT_JOB = "probe"
+#: The job ``facecast batch`` runs when none is named.
+DEFAULT_JOB = "track"
 
 
 class BatchUsageError(UserError, ValueError):
@@ -96,8 +96,20 @@ def _probe() -> Job:
     return PROBE_JOB
 
 
+def _track() -> Job:
+    from facecast.pipelines.batch_facecast import TRACK_JOB
+
+    return TRACK_JOB
+
+
+def _reconstruct() -> Job:
+    from facecast.pipelines.batch_facecast import RECONSTRUCT_JOB
+
+    return RECONSTRUCT_JOB
+
+
 #: Job name -> factory of the :class:`Job`. Factories import their module lazily.
-JOBS: dict[str, Callable[[], Job]] = {"probe": _probe}
+JOBS: dict[str, Callable[[], Job]] = {"probe": _probe, "track": _track, "reconstruct": _reconstruct}
 
 
 def resolve_job(job: str | Job) -> Job:

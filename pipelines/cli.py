@@ -99,6 +99,9 @@ def _register_commands() -> None:
     app.command("reconstruct")(commands.reconstruct)
     app.command("track")(commands.track)
     app.command("transfer")(commands.transfer)
+    from facecast.pipelines.batch import batch_command
+
+    app.command("batch")(user_errors(batch_command))
 
 
 _register_commands()
