@@ -18,8 +18,11 @@ _FACE_HELP = "Which face when there are several: 0 = the largest, 1 = the next, 
 
 @user_errors
 def reconstruct(
-    photo: Annotated[Path, typer.Argument(help="Photo to reconstruct (JPEG, PNG, ...; EXIF rotation honoured).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Avatar file: .glb (default use), .obj or .ply.")],
+    photo: Annotated[Path | None, typer.Argument(
+        help="Photo to reconstruct (JPEG, PNG, ...; EXIF rotation honoured). "
+             "Without one, the built-in public-domain astronaut photo (scikit-image) is used.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Avatar file: .glb, .obj or .ply.")]
+    = Path("astronaut.glb"),
     obj: Annotated[bool, typer.Option("--obj", help="Also write an OBJ (+ MTL + texture PNG) beside it.")] = False,
     ply: Annotated[bool, typer.Option("--ply", help="Also write a PLY beside it.")] = False,
     mode: Annotated[str, typer.Option(help=_MODE_HELP)] = "accurate",

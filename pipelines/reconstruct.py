@@ -152,10 +152,24 @@ def output_files(rec: Reconstruction, output: Path, extra_formats: tuple[str, ..
     return files
 
 
-def reconstruct(photo: str | Path, output: str | Path, extra_formats: tuple[str, ...] = (),
+#: Name of the built-in example photo (scikit-image's public-domain astronaut, NASA).
+DEFAULT_PHOTO = "astronaut (scikit-image sample, public domain)"
+
+
+def load_photo(photo: str | Path | None) -> tuple[np.ndarray, str]:
+    """RGB image and its name; ``None`` gives the built-in astronaut photo."""
+    if photo is None:
+        from skimage import data
+
+        return np.ascontiguousarray(data.astronaut()), DEFAULT_PHOTO
+    return read_image(photo), str(photo)
+
+
+def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tuple[str, ...] = (),
                 config: ReconstructConfig = ReconstructConfig(), model: MorphableModel | None = None,
                 assets: str | Path | None = None, preview: bool = True) -> list[Path]:
-    """Reconstruct the face of ``photo`` and write ``output`` (.glb/.obj/.ply) and its companions.
+    """Reconstruct the face of ``photo`` (``None``: the built-in astronaut) and write ``output``
+    (.glb/.obj/.ply) and its companions.
 
     extra_formats: more mesh formats (``(".obj", ".ply")``) written beside ``output``.
     Returns the paths written. Raises user errors (``MediaError``, ``NoFaceError``,
@@ -164,9 +178,9 @@ def reconstruct(photo: str | Path, output: str | Path, extra_formats: tuple[str,
     output = check_output(output)
     for suffix in extra_formats:
         check_output(output.with_suffix(suffix))
-    image = read_image(photo)
+    image, source = load_photo(photo)
     model = model or MorphableModel.load(assets)
-    rec = PhotoPipeline(model, config).run(image, str(photo))
+    rec = PhotoPipeline(model, config).run(image, source)
     picture = None
     if preview:
         from .overlay import draw_fit
