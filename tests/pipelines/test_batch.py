@@ -268,7 +268,7 @@ def test_kill_9_leaves_no_partial_outputs_and_the_rerun_resumes(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     for index in range(8):
         write_photo(src / f"p{index}.png", (index * 30, 100, 50))
-    command = [sys.executable, "-m", "facecast.pipelines.batch", str(src), "-o", str(out),
+    command = [sys.executable, "-m", "facecast.pipelines.batch", str(src), "-o", str(out), "--job", "probe",
                "--workers", "2", "-q", "-O", "delay_s=0.7"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -311,12 +311,13 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_cli_json_summary_and_exit_codes(tmp_path, capsys):
     src, out = tmp_path / "in", tmp_path / "out"
     write_photo(src / "a.jpg")
-    code, stdout, _ = run_main([str(src / "*.jpg"), "-o", str(out), "--workers", "1", "-q", "--json"], capsys)
+    code, stdout, _ = run_main([str(src / "*.jpg"), "-o", str(out), "--job", "probe", "--workers", "1", "-q", "--json"],
+                                    capsys)
     data = json.loads(stdout)
     assert code == 0 and data["totals"]["done"] == 1 and data["inputs"][0]["outputs"] == [
         "a_jpg/probe.json", "a_jpg/thumbnail.png"]
     (src / "b.jpg").write_bytes(b"")
-    code, stdout, stderr = run_main([str(src), "-o", str(out), "--workers", "1", "--json"], capsys)
+    code, stdout, stderr = run_main([str(src), "-o", str(out), "--job", "probe", "--workers", "1", "--json"], capsys)
     data = json.loads(stdout)
     assert code == 1 and data["totals"] == {
         "done": 1, "failed": 1, "skipped": 0, "processed": 1, "unchanged": 1, "inputs": 2}
@@ -324,7 +325,7 @@ def test_cli_json_summary_and_exit_codes(tmp_path, capsys):
         ("a_jpg", "done", None), ("b_jpg", "failed", "MediaError")]
     assert "failed and skipped inputs" in stderr and "MediaError" in stderr
     for argv, fragment in (([str(src / "*.mov"), "-o", str(out)], "no input files matched"),
-                           ([str(src), "-o", str(out), "-O", "size=3"], "has no option 'size'"),
+                           ([str(src), "-o", str(out), "--job", "probe", "-O", "size=3"], "has no option 'size'"),
                            ([str(src), "-o", str(out), "--engine", "spark"], "unknown engine"),
                            ([str(src), "-o", str(out), "--job", "nope"], "unknown job 'nope'")):
         code, stdout, stderr = run_main(argv, capsys)
