@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from .coeffs import FaceCoeffs, project_points
-from .correspondence import (MEDIAPIPE_TO_IBUG68, SURFACE_SKIN, LandmarkMapping,
-                             mediapipe478_mapping)
+from .correspondence import SURFACE_SKIN, LandmarkMapping, mediapipe478_mapping
 from .fitting import FitConfig, LandmarkTarget, fit_landmarks
+from .ibug import shipped_landmarks
 from .landmarks import DetectedFace, LandmarkDetector, MediaPipeDetector, select_faces
 from .model import MorphableModel
 from .sparse import SparseLandmarks
@@ -60,11 +60,16 @@ def target_from_faces(faces: list[DetectedFace], sizes: list[tuple[int, int]], m
 
 
 def model_landmarks(sparse: SparseLandmarks, coeffs: FaceCoeffs) -> tuple[np.ndarray, np.ndarray]:
-    """Projected model landmarks, detector convention: ``(B, 68, 2)`` iBUG and ``(B, 478, 2)`` MediaPipe."""
+    """Projected model landmarks, detector convention: ``(B, 68, 2)`` iBUG and ``(B, 478, 2)`` MediaPipe.
+
+    The 68 points are the shipped :mod:`facecast.recon.ibug` table (points on the mesh
+    chosen against 2D annotations; the jaw partly follows the silhouette).
+    """
     with torch.no_grad():
         points = sparse.evaluate(coeffs.identity, coeffs.expression, coeffs.rotation, coeffs.translation)
         pixels = project_points(points, coeffs.focal, coeffs.principal).cpu().numpy() - PIXEL_OFFSET
-    return pixels[:, list(MEDIAPIPE_TO_IBUG68)], pixels
+    ibug68 = shipped_landmarks(sparse.model)(coeffs).astype(pixels.dtype)
+    return ibug68, pixels
 
 
 class PhotoReconstructor:
