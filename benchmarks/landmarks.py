@@ -24,18 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from facecast.recon.correspondence import MEDIAPIPE_TO_IBUG68, MEDIAPIPE_TO_IBUG68_COMMON
-from facecast.recon.evaluation import nme, read_aflw_mat, read_pts
+from facecast.recon.evaluation import Sample, aflw_samples, lfpw_samples, match_face, nme, read_rgb
 from facecast.recon.landmarks import DetectedFace, LandmarkDetector
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One annotated image: path and ``(68, 2)`` points (module pixel convention)."""
-
-    image: Path
-    points: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -44,34 +36,6 @@ class Outcome:
 
     face: DetectedFace | None
     milliseconds: float
-
-
-def lfpw_samples(media: Path) -> list[Sample]:
-    folder = media / "lfpw68-train"
-    return [Sample(p, read_pts(p.with_suffix(".pts"))) for p in sorted(folder.glob("*.jpg"))]
-
-
-def aflw_samples(media: Path) -> list[Sample]:
-    folder = media / "aflw2000"
-    return [Sample(p, read_aflw_mat(p.with_suffix(".mat")).points) for p in sorted(folder.glob("*.jpg"))]
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two ``(4,)`` x0, y0, x1, y1 boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def run_detector(detector: LandmarkDetector, samples: list[Sample]) -> list[Outcome]:
@@ -83,11 +47,7 @@ def run_detector(detector: LandmarkDetector, samples: list[Sample]) -> list[Outc
         start = time.perf_counter()
         faces = detector.detect(image)
         ms = (time.perf_counter() - start) * 1e3
-        truth = np.concatenate([sample.points.min(axis=0), sample.points.max(axis=0)])
-        scored = [(iou(truth, np.concatenate([f.ibug68().min(axis=0), f.ibug68().max(axis=0)])), f)
-                  for f in faces]
-        best = max(scored, key=lambda s: s[0], default=(0.0, None))
-        outcomes.append(Outcome(best[1] if best[0] >= 0.3 else None, ms))
+        outcomes.append(Outcome(match_face(faces, sample.points, min_iou=0.3), ms))
     return outcomes
 
 
