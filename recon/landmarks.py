@@ -28,6 +28,8 @@ from typing import Iterable, Iterator, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from .native_logs import quiet_native_logs
+
 Scheme = Literal["mediapipe478", "ibug68"]
 N_POINTS: dict[str, int] = {"mediapipe478": 478, "ibug68": 68}
 
@@ -197,19 +199,23 @@ def _attach_scores(faces: list[DetectedFace], detections, width: int, height: in
 
 
 def _process(graph, reopen, image: np.ndarray):
-    """Run a MediaPipe solution graph; on a graph error retry once on a fresh graph.
+    """Run a MediaPipe graph (``None``: open it with ``reopen``); retry a graph error on a fresh one.
 
     MediaPipe 0.10 graphs rarely fail with "Packet isn't the sole owner of the
     holder" and stay broken; a new graph recovers (a tracker then re-detects).
+    While a graph opens and runs its first image, MediaPipe's C++ INFO/WARNING lines
+    are dropped from stderr (:func:`~facecast.recon.native_logs.quiet_native_logs`).
     Returns ``(graph in use, result)``.
     """
-    try:
-        return graph, graph.process(image)
-    except RuntimeError:
+    if graph is not None:
         try:
-            graph.close()
-        except (RuntimeError, ValueError):
-            pass
+            return graph, graph.process(image)
+        except RuntimeError:
+            try:
+                graph.close()
+            except (RuntimeError, ValueError):
+                pass
+    with quiet_native_logs():
         graph = reopen()
         return graph, graph.process(image)
 
@@ -240,21 +246,21 @@ class MediaPipeDetector:
                                   min_detection_confidence=cfg.min_detection_confidence,
                                   min_tracking_confidence=cfg.min_tracking_confidence)
 
+    def _open_blazeface(self):
+        from mediapipe.python.solutions import face_detection
+
+        return face_detection.FaceDetection(
+            model_selection=0, min_detection_confidence=self.config.min_detection_confidence)
+
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """``(H, W, 3)`` uint8 RGB -> faces (478 points each), largest first; ``[]`` if none."""
         image = check_image(image)
-        if self._mesh is None:
-            self._mesh = self._open_mesh(static=True)
         height, width = image.shape[:2]
         self._mesh, result = _process(self._mesh, lambda: self._open_mesh(static=True), image)
         faces = _mediapipe_faces(result, width, height)
         if faces and self.config.score_faces:
-            if self._blazeface is None:
-                from mediapipe.python.solutions import face_detection
-
-                self._blazeface = face_detection.FaceDetection(
-                    model_selection=0, min_detection_confidence=self.config.min_detection_confidence)
-            faces = _attach_scores(faces, self._blazeface.process(image).detections, width, height)
+            self._blazeface, scored = _process(self._blazeface, self._open_blazeface, image)
+            faces = _attach_scores(faces, scored.detections, width, height)
         return sort_faces(faces)
 
     def track(self, frames: Iterable[np.ndarray]) -> Iterator[list[DetectedFace]]:
@@ -263,8 +269,7 @@ class MediaPipeDetector:
         Each call starts a fresh tracker, so two sequences never share state.
         Scores are ``nan`` (the tracker reports none). Frames must share one size.
         """
-        mesh = self._open_mesh(static=False)
-        size = None
+        mesh = size = None  # the graph opens on the first frame
         try:
             for index, frame in enumerate(frames):
                 frame = check_image(frame, f"frame {index}")
@@ -275,7 +280,8 @@ class MediaPipeDetector:
                 mesh, result = _process(mesh, lambda: self._open_mesh(static=False), frame)
                 yield sort_faces(_mediapipe_faces(result, frame.shape[1], frame.shape[0]))
         finally:
-            mesh.close()
+            if mesh is not None:
+                mesh.close()
 
     def close(self) -> None:
         """Free the MediaPipe graphs (a later ``detect`` reopens them)."""

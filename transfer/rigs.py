@@ -7,7 +7,8 @@ target weights for some meshes of a glTF document (:meth:`Rig.evaluate`):
 
 - :class:`IctRig` — an ICT avatar of one identity, as ``export_glb`` writes it: mesh 0
   with the 53 channels as targets, node 0 holding it. The weights pass unchanged.
-- :class:`GltfRig` — any GLB/glTF whose meshes carry ARKit-named morph targets.
+- :class:`~facecast.transfer.gltf_rig.GltfRig` — any GLB/glTF whose meshes carry ARKit-named
+  morph targets (see :mod:`facecast.transfer.gltf_rig`; importable from here too).
 - :class:`~facecast.transfer.vrm.VrmRig` — VRM 0.x / 1.0 avatars driven through their
   expression presets (see :mod:`facecast.transfer.vrm`).
 
@@ -26,15 +27,17 @@ from __future__ import annotations
 import json
 import re
 import struct
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from facecast.recon.arkit import ARKIT_52, SPLIT_SHAPES, arkit_matrix, camel_from_ict
+
+if TYPE_CHECKING:  # the re-export below, as type checkers see it
+    from facecast.transfer.gltf_rig import GltfRig  # noqa: F401
 
 N_CHANNELS = 53
 N_IDENTITY = 100
@@ -247,145 +250,12 @@ def mesh_target_names(mesh: dict) -> list[str] | None:
     return None
 
 
-@dataclass(frozen=True)
-class GltfRig:
-    """A glTF/GLB rig with ARKit-named morph targets.
-
-    matrices[m]: ``(K_m, 53)`` channel -> target weights of ``meshes[m]``; rest[m]:
-    ``(K_m,)`` the mesh's default weights for unmatched targets (0 for matched ones).
-    unknown_targets / missing_arkit: what :meth:`from_document` warned about.
-    """
-
-    source: str
-    meshes: tuple[RigMesh, ...]
-    matrices: tuple[np.ndarray, ...]
-    rest: tuple[np.ndarray, ...]
-    head_node: int | None
-    head_pose: NodePose
-    facing: str = "+z"
-    unknown_targets: tuple[str, ...] = ()
-    missing_arkit: tuple[str, ...] = ()
-
-    def evaluate(self, weights: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Channels ``(T, 53)`` -> one ``(T, K_m)`` per mesh."""
-        array = check_channels(weights)
-        return tuple(array @ matrix.T + rest for matrix, rest in zip(self.matrices, self.rest))
-
-    @classmethod
-    def load(cls, path: str | Path, head_node: str | int | None = None, facing: str = "+z") -> GltfRig:
-        """Read a ``.glb``/``.gltf`` file; see :meth:`from_document`."""
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        return cls.from_document(read_document(data, str(path)), str(path), head_node, facing)
-
-    @classmethod
-    def from_document(cls, document: dict, source: str, head_node: str | int | None = None,
-                      facing: str = "+z") -> GltfRig:
-        """Match every instanced mesh's target names; warn (:class:`RigWarning`) about the rest.
-
-        head_node: a node name or index for the head pose; default: the node holding the
-        mesh with most matched targets (for a skinned mesh, its joint named ``head``).
-        Raises ``ValueError`` naming ``source`` when no mesh has a usable target.
-        """
-        meshes, matrices, rests, unknown, ignored = _match_meshes(document)
-        if not meshes:
-            raise ValueError(f"{source}: no mesh has morph targets named after ARKit blendshapes "
-                             "(mesh extras.targetNames such as 'jawOpen' or 'blendShape1.eyeBlinkLeft')")
-        covered = {_arkit_of(m) for mesh in meshes for m in map(match_target_name, mesh.target_names) if m}
-        missing = tuple(n for n in ARKIT_52 if n not in covered and n != "tongueOut")   # never driven
-        _warn_unused(source, unknown, missing, ignored)
-        node = _head_node(document, source, head_node, meshes)
-        pose = node_pose(document["nodes"][node]) if node is not None else NodePose()
-        return cls(source, tuple(meshes), tuple(matrices), tuple(rests), node, pose, _check_facing(facing),
-                   tuple(unknown), missing)
-
-
-def _match_meshes(document: dict) -> tuple[list, list, list, list[str], list[str]]:
-    """Per usable mesh: RigMesh, ``(K, 53)`` matrix, ``(K,)`` rest weights; plus the unknown
-    target names of those meshes and a description of each ignored mesh with targets."""
-    meshes, matrices, rests, unknown, ignored = [], [], [], [], []
-    for index in _instanced_meshes(document):
-        mesh = document["meshes"][index]
-        names = mesh_target_names(mesh)
-        matched = [match_target_name(n) for n in names or []]
-        if not any(matched):
-            count = len((mesh.get("primitives") or [{}])[0].get("targets") or [])
-            if count:
-                label = mesh.get("name", f"mesh {index}")
-                ignored.append(f"{label} ({', '.join(names) if names else f'{count} unnamed targets'})")
-            continue
-        defaults = np.asarray(mesh.get("weights") or [0.0] * len(names), dtype=np.float64)
-        matrices.append(np.stack([target_row(m) if m else np.zeros(N_CHANNELS) for m in matched]))
-        rests.append(np.where([m is None for m in matched], defaults, 0.0))
-        meshes.append(RigMesh(index, tuple(names)))
-        unknown += [n for n, m in zip(names, matched) if m is None]
-    return meshes, matrices, rests, unknown, ignored
-
-
-def _arkit_of(target: str) -> str:
-    return target if target in ARKIT_52 else target.removesuffix("Left").removesuffix("Right")
-
-
-def _check_facing(facing: str) -> str:
-    if facing not in ("+z", "-z"):
-        raise ValueError(f"facing must be '+z' or '-z', got {facing!r}")
-    return facing
-
-
-def _warn_unused(source: str, unknown: list[str], missing: tuple[str, ...], ignored: list[str]) -> None:
-    parts = [f"meshes with no ARKit-named target are ignored: {'; '.join(ignored)}"] if ignored else []
-    if unknown:
-        parts.append(f"{len(unknown)} morph targets match no ARKit name and keep their default "
-                     f"weight: {', '.join(unknown)}")
-    if missing:
-        parts.append(f"the rig lacks {len(missing)} ARKit shapes, whose weights are dropped: "
-                     f"{', '.join(missing)}")
-    if parts:
-        warnings.warn(f"{source}: " + "; ".join(parts), RigWarning, stacklevel=3)
-
-
-def _instanced_meshes(document: dict) -> list[int]:
-    """Indices of meshes that some node holds, in mesh order."""
-    used = {node["mesh"] for node in document.get("nodes", []) if "mesh" in node}
-    return sorted(m for m in used if 0 <= m < len(document.get("meshes", [])))
-
-
-def _head_node(document: dict, source: str, wanted: str | int | None,
-               meshes: list[RigMesh]) -> int | None:
-    """The node taking the head pose (see :meth:`GltfRig.from_document`)."""
-    nodes = document.get("nodes", [])
-    if isinstance(wanted, int):
-        if not 0 <= wanted < len(nodes):
-            raise ValueError(f"{source}: head node {wanted} out of range (the file has {len(nodes)} nodes)")
-        return wanted
-    if wanted is not None:
-        for index, node in enumerate(nodes):
-            if node.get("name") == wanted:
-                return index
-        names = [n.get("name") for n in nodes if n.get("name")]
-        raise ValueError(f"{source}: no node named {wanted!r}; nodes: {', '.join(names)}")
-    best = max(meshes, key=lambda m: sum(match_target_name(n) is not None for n in m.target_names))
-    face = next(k for k, node in enumerate(nodes) if node.get("mesh") == best.mesh)
-    if "skin" not in nodes[face]:
-        return face
-    joints = document["skins"][nodes[face]["skin"]].get("joints", [])
-    heads = [j for j in joints if str(nodes[j].get("name", "")).lower().split(":")[-1].endswith("head")]
-    if heads:
-        return heads[0]
-    warnings.warn(f"{source}: the face mesh is skinned and no joint is named 'head'; the head pose "
-                  "is not transferred (name a head node to fix this)", RigWarning, stacklevel=4)
-    return None
-
-
 def load_rig(path: str | Path, head_node: str | int | None = None,
              vrm_mapping: str | Path | None = None) -> Rig:
     """The rig of a file, chosen by content, not by extension.
 
     GLB / glTF JSON with a ``VRM`` or ``VRMC_vrm`` extension -> ``VrmRig`` (``vrm_mapping``:
-    optional override file); other GLB / glTF -> :class:`GltfRig`; JSON coefficient
+    optional override file); other GLB / glTF -> ``GltfRig``; JSON coefficient
     records -> :class:`IctRig`. ``ValueError`` naming the file otherwise.
     """
     path = Path(path)
@@ -405,4 +275,19 @@ def load_rig(path: str | Path, head_node: str | int | None = None,
         return VrmRig.from_document(document, str(path), vrm_mapping)
     if vrm_mapping is not None:
         raise ValueError(f"{path} is not a VRM file; a VRM mapping does not apply to it")
+    from facecast.transfer.gltf_rig import GltfRig
+
     return GltfRig.from_document(document, str(path), head_node)
+
+
+def __getattr__(name: str) -> object:
+    """``GltfRig``, which moved to :mod:`facecast.transfer.gltf_rig`, still importable from here.
+
+    Resolved on first use (PEP 562): gltf_rig imports this module, so a module-level import
+    here would be circular.
+    """
+    if name == "GltfRig":
+        from facecast.transfer.gltf_rig import GltfRig
+
+        return GltfRig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,44 @@
+"""Test helpers for the batch layer: small input photos and readers of a batch's output
+folder (its manifest, per-input outputs, visible output folders)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from PIL import Image
+
+
+def write_photo(path: Path, color=(200, 30, 30), size=(100, 80)) -> None:
+    """A plain-colour RGB photo at ``path`` (parent folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+
+
+def probe_json(out: Path, key: str) -> dict:
+    """The ``probe.json`` the probe job wrote for input ``key``."""
+    return json.loads((out / key / "probe.json").read_text())
+
+
+def visible_dirs_with_files(out: Path) -> set[str]:
+    """Output folders (relative keys) that hold files, hidden folders excluded."""
+    found = set()
+    for path in out.rglob("*"):
+        rel = path.relative_to(out)
+        if path.is_file() and len(rel.parts) > 1 and not rel.parts[0].startswith("."):
+            found.add(rel.parent.as_posix())
+    return found
+
+
+def manifest_rows(out: Path) -> dict[str, dict]:
+    """key -> row of the ``inputs`` table of ``out/manifest.sqlite``."""
+    with sqlite3.connect(out / "manifest.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        return {row["key"]: dict(row) for row in db.execute("SELECT * FROM inputs")}
+
+
+def output_state(out: Path, key: str) -> tuple:
+    """(name, bytes, mtime_ns) of every output file of ``key``: equal only if nothing was rewritten."""
+    files = sorted((out / key).iterdir())
+    return tuple((f.name, f.read_bytes(), f.stat().st_mtime_ns) for f in files)
