@@ -5,7 +5,9 @@ Usage: FACECAST_ASSETS=../shared/assets python -m facecast.recon.build_ibug
 
 Every image of the choosing split (by default the even positions of the
 name-sorted LFPW-68 images; the odd ones and AFLW2000 stay held out) is detected
-and fitted with the default :class:`~facecast.recon.photo.PhotoReconstructor`.
+and fitted with the default :class:`~facecast.recon.photo.PhotoReconstructor`
+(so the table must be rebuilt whenever the photo fit changes: ``PhotoConfig``, the
+MediaPipe mapping).
 Then, independently for each iBUG point k:
 
 1. candidates: skin vertices (``head`` regions) within ``radius`` cm, on the
@@ -14,11 +16,13 @@ Then, independently for each iBUG point k:
    of each image's outer-eye-corner distance (the NME of that one point);
 3. the triangles around the ``shortlist`` cheapest vertices are searched on a
    barycentric grid (step ``1 / grid``) and the cheapest point is kept;
-4. jaw points 0-16 do this for every blend ``w`` in ``contour_weights`` of the
-   fixed point with the image's silhouette candidate (see :mod:`facecast.recon.ibug`)
-   and keep the cheapest ``(w, point)``.
+4. jaw points 0-16 do this for every blend of the fixed point with the image's
+   silhouette candidate, ``w = clip(w0 + gain * s_k * v_x, 0, 1)`` per image
+   (``w0`` in ``contour_weights``, ``gain`` in ``contour_gains``; ``s_k * v_x`` is
+   about sin(yaw), positive on the side turned towards the camera, see
+   :mod:`facecast.recon.ibug`), and keep the cheapest ``(w0, gain, point)``.
 
-Each point is a 2-D location on the surface (plus one blend weight for the jaw)
+Each point is a 2-D location on the surface (plus two blend numbers for the jaw)
 chosen from ~100 images, so the choice has little room to overfit; the held-out
 figures are in ``benchmarks/README.md`` (``benchmarks/accuracy.py``).
 """
@@ -33,7 +37,8 @@ import numpy as np
 import torch
 
 from .coeffs import FaceCoeffs, project_points
-from .ibug import PIXEL_OFFSET, IbugTable, ModelLandmarks, ict68_table, mediapipe68_table, save_ibug_table
+from .ibug import (JAW_SIDE, PIXEL_OFFSET, IbugTable, ModelLandmarks, ict68_table, mediapipe68_table,
+                   save_ibug_table, view_side)
 from .model import MorphableModel
 from .topology import triangulate
 
@@ -47,6 +52,7 @@ class SearchConfig:
     shortlist: int = 8
     grid: int = 10
     contour_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    contour_gains: tuple[float, ...] = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 @dataclass
@@ -64,6 +70,27 @@ class FittedSet:
         truth = np.stack([f.sample.points for f in done])
         scale = np.linalg.norm(truth[:, 36] - truth[:, 45], axis=-1)
         return cls(FaceCoeffs.cat([f.result.coeffs for f in done]), truth, scale)
+
+    @classmethod
+    def from_samples(cls, reconstructor, samples: list) -> "FittedSet":
+        """Detect every :class:`~facecast.recon.evaluation.Sample` (the face overlapping its
+        annotation; images without one are skipped) and fit them all in one batch.
+
+        The faces of a batch are independent (per-face losses, elementwise Adam), so this
+        gives the per-image fits of :func:`~facecast.recon.evaluation.reconstruct_samples`, ~5x faster.
+        """
+        from .evaluation import match_face, read_rgb
+
+        found = []
+        for sample in samples:
+            image = read_rgb(sample.image)
+            face = match_face(reconstructor.detector.detect(image), sample.points)
+            if face is not None:
+                found.append((sample, face, image.shape[:2]))
+        results = reconstructor.fit([f for _, f, _ in found], [size for _, _, size in found])
+        truth = np.stack([s.points for s, _, _ in found])
+        scale = np.linalg.norm(truth[:, 36] - truth[:, 45], axis=-1)
+        return cls(FaceCoeffs.cat([r.coeffs for r in results]), truth, scale)
 
 
 class SurfaceSearch:
@@ -97,13 +124,18 @@ class SurfaceSearch:
         return np.flatnonzero(np.linalg.norm(self.neutral - start, axis=1) < radius)
 
     def best_point(self, k: int, start: np.ndarray, radius: float, config: SearchConfig,
-                   blend: tuple[float, torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+                   blend: tuple[float | torch.Tensor, torch.Tensor] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, float]:
         """Cheapest barycentric point for iBUG point k near ``start``: full-mesh ids ``(3,)``, weights ``(3,)``, cost.
 
-        blend: optional ``(w, (B, 3) points)``: the cost is of ``(1 - w) * point + w * points``.
+        blend: optional ``(w, (B, 3) points)`` with w a number or ``(B,)`` per image: the
+        cost is of ``(1 - w) * point + w * points``.
         """
         def mixed(points: torch.Tensor) -> torch.Tensor:
-            return points if blend is None else (1 - blend[0]) * points + blend[0] * blend[1][:, None]
+            if blend is None:
+                return points
+            w = torch.as_tensor(blend[0], dtype=points.dtype).reshape(-1, 1, 1)
+            return (1 - w) * points + w * blend[1][:, None]
 
         rows = self.near(start, radius)
         vertex_cost = self.cost(mixed(self.posed[:, rows]), k)
@@ -131,21 +163,27 @@ def choose_table(model: MorphableModel, fitted: FittedSet,
     starts = (neutral[start.vertex_ids] * start.barycentric[..., None]).sum(1)
     with torch.no_grad():
         contour = ModelLandmarks(model, ict68_table(model.data)).points(fitted.coeffs).double()
+        side = view_side(fitted.coeffs).double()
     ids, weights = np.zeros((68, 3), np.int64), np.zeros((68, 3))
-    contour_weight, costs = np.zeros(17), np.zeros(68)
+    contour_weight, contour_gain, costs = np.zeros(17), np.zeros(17), np.zeros(68)
     for k in range(68):
-        options = config.contour_weights if k < 17 else (0.0,)
+        sign = JAW_SIDE[k] if k < 17 else 0.0
+        jaw = sign != 0
+        options = [(w, g) for w in config.contour_weights for g in config.contour_gains] if jaw else [(0.0, 0.0)]
         radius = config.jaw_radius if k < 17 else config.radius
-        found = [(w, *search.best_point(k, starts[k], radius, config,
-                                        (w, contour[:, k]) if w > 0 else None)) for w in options]
-        w, ids[k], weights[k], costs[k] = min(found, key=lambda f: f[3])
+        found = []
+        for w, g in options:
+            per_image = (w + g * sign * side).clamp(0.0, 1.0)
+            blend = (per_image, contour[:, k]) if bool((per_image > 0).any()) else None
+            found.append((w, g, *search.best_point(k, starts[k], radius, config, blend)))
+        w, g, ids[k], weights[k], costs[k] = min(found, key=lambda f: f[4])
         if k < 17:
-            contour_weight[k] = w
-    return IbugTable(ids, weights, contour_weight), costs
+            contour_weight[k], contour_gain[k] = w, g
+    return IbugTable(ids, weights, contour_weight, contour_gain), costs
 
 
 def main() -> None:
-    from .evaluation import lfpw_samples, reconstruct_samples
+    from .evaluation import lfpw_samples
     from .ibug import default_table_path
     from .photo import PhotoReconstructor
 
@@ -158,11 +196,11 @@ def main() -> None:
     model = MorphableModel.load()
     samples = lfpw_samples(args.media)
     samples = samples if args.split == "all" else samples[{"even": 0, "odd": 1}[args.split]::2]
-    fitted = FittedSet.from_fits(reconstruct_samples(PhotoReconstructor(model), samples))
+    fitted = FittedSet.from_samples(PhotoReconstructor(model), samples)
     table, costs = choose_table(model, fitted)
     save_ibug_table(table, args.out, cost=costs, chosen_on=np.array(f"LFPW-68 {args.split} ({len(fitted.scale)})"))
     print(f"wrote {args.out}: mean point cost {100 * costs.mean():.2f}% on {len(fitted.scale)} images; "
-          f"jaw contour weights {table.contour_weight}")
+          f"jaw contour weights {table.contour_weight}, gains {table.contour_gain}")
 
 
 if __name__ == "__main__":

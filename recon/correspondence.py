@@ -20,7 +20,7 @@ iBUG points, to compare MediaPipe output with 68-point annotations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -57,6 +57,58 @@ MEDIAPIPE_TO_IBUG68_COMMON: tuple[int, ...] = (
 #: ``LandmarkMapping.surface`` codes.
 SURFACE_SKIN, SURFACE_IRIS_CENTRE, SURFACE_IRIS_EDGE = 0, 1, 2
 MEDIAPIPE_TABLE = "mediapipe478_ict.npz"
+CALIBRATED_TABLE = "mediapipe478_ict_calibrated.npz"
+
+
+@dataclass(frozen=True)
+class ViewOffsets:
+    """View-dependent landmark offsets: where a detector puts a point moves with the view.
+
+    A detector trained on photos places, e.g., cheek and eyelid points a little
+    differently as the head turns than a fixed surface point would move. With ``c``
+    the (x, y) components of the unit direction from the head to the camera in the
+    model's frame (about (sin yaw, sin pitch)), point k is displaced by
+    ``base[k] + gain[k] @ view_features(c)`` cm in the model frame before posing
+    (features: ``cx, cy, cx^2, cy^2, cx cy``, so the offsets can differ between
+    turning towards and away from a point).
+
+    base: ``(N, 3)`` cm. gain: ``(N, 3, F)`` cm per unit of each feature (F = 5).
+    """
+
+    base: np.ndarray
+    gain: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = self.base.shape[0]
+        if self.base.shape != (n, 3) or self.gain.shape != (n, 3, N_VIEW_FEATURES):
+            raise ValueError(f"base must be (N, 3) and gain (N, 3, {N_VIEW_FEATURES}), "
+                             f"got {self.base.shape}, {self.gain.shape}")
+
+    def camera_offsets(self, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+        """Offsets ``(B, N, 3)`` in the camera frame for poses ``rotation``, ``translation`` ``(B, 3)``."""
+        from .geometry import axis_angle_to_matrix
+
+        matrix = axis_angle_to_matrix(rotation)
+        view = view_features(view_direction(matrix, translation))
+        base = torch.as_tensor(self.base, dtype=rotation.dtype, device=rotation.device)
+        gain = torch.as_tensor(self.gain, dtype=rotation.dtype, device=rotation.device)
+        local = base[None] + torch.einsum("nij,bj->bni", gain, view)
+        return local @ matrix.transpose(1, 2)
+
+
+N_VIEW_FEATURES = 5
+
+
+def view_features(view: torch.Tensor) -> torch.Tensor:
+    """``(B, 2)`` view directions -> ``(B, 5)`` features ``cx, cy, cx^2, cy^2, cx cy``."""
+    x, y = view.unbind(-1)
+    return torch.stack([x, y, x * x, y * y, x * y], dim=-1)
+
+
+def view_direction(matrix: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """``(B, 2)`` x, y of the unit head-to-camera direction in the model frame (rotations ``(B, 3, 3)``)."""
+    to_camera = -translation / translation.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    return (matrix.transpose(1, 2) @ to_camera[..., None])[:, :2, 0]
 
 
 @dataclass(frozen=True)
@@ -67,18 +119,24 @@ class LandmarkMapping:
     barycentric: ``(N, 3)`` float64 weights, each row >= 0 and summing to 1.
     surface: ``(N,)`` int8, ``SURFACE_SKIN`` / ``SURFACE_IRIS_CENTRE`` /
     ``SURFACE_IRIS_EDGE`` (iris edges are approximate: the limbus of ICT's eyeball).
+    view: optional :class:`ViewOffsets` applied by posed evaluations
+    (:meth:`facecast.recon.sparse.SparseLandmarks.evaluate`); :meth:`evaluate` gives
+    the surface points.
     """
 
     scheme: str
     vertex_ids: np.ndarray
     barycentric: np.ndarray
     surface: np.ndarray
+    view: ViewOffsets | None = None
 
     def __post_init__(self) -> None:
         n = self.vertex_ids.shape[0]
         if self.vertex_ids.shape != (n, 3) or self.barycentric.shape != (n, 3) or self.surface.shape != (n,):
             raise ValueError(f"vertex_ids and barycentric must be (N, 3) and surface (N,), got "
                              f"{self.vertex_ids.shape}, {self.barycentric.shape}, {self.surface.shape}")
+        if self.view is not None and self.view.base.shape[0] != n:
+            raise ValueError(f"view offsets have {self.view.base.shape[0]} rows for {n} landmarks")
 
     def __len__(self) -> int:
         return int(self.vertex_ids.shape[0])
@@ -247,6 +305,11 @@ def default_table_path() -> Path:
     return Path(str(resources.files("facecast.weights").joinpath(MEDIAPIPE_TABLE)))
 
 
+def calibrated_table_path() -> Path:
+    """Path of ``weights/mediapipe478_ict_calibrated.npz`` (:mod:`facecast.recon.build_calibrated_mapping`)."""
+    return Path(str(resources.files("facecast.weights").joinpath(CALIBRATED_TABLE)))
+
+
 def load_mediapipe_table(path: str | Path | None = None) -> MediaPipeTable:
     """Read the MediaPipe-478 table (default: the shipped one)."""
     path = Path(path) if path is not None else default_table_path()
@@ -261,6 +324,31 @@ def load_mediapipe_table(path: str | Path | None = None) -> MediaPipeTable:
                               residual_mm=npz["residual_mm"].astype(np.float64))
 
 
-def mediapipe478_mapping(path: str | Path | None = None) -> LandmarkMapping:
-    """The MediaPipe-478 :class:`LandmarkMapping` (default: the shipped table)."""
-    return load_mediapipe_table(path).mapping
+def load_calibrated_mapping(path: str | Path | None = None) -> LandmarkMapping:
+    """The calibrated MediaPipe-478 mapping with its :class:`ViewOffsets` (default: the shipped table)."""
+    path = Path(path) if path is not None else calibrated_table_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; rebuild it with "
+                                f"python -m facecast.recon.build_calibrated_mapping")
+    with np.load(path, allow_pickle=False) as npz:
+        view = ViewOffsets(npz["view_base"].astype(np.float64), npz["view_gain"].astype(np.float64))
+        return LandmarkMapping("mediapipe478", npz["vertex_ids"].astype(np.int64),
+                               npz["barycentric"].astype(np.float64), npz["surface"].astype(np.int8), view)
+
+
+def mediapipe478_mapping(calibrated: bool = True, view_offsets: bool = False) -> LandmarkMapping:
+    """The shipped MediaPipe-478 :class:`LandmarkMapping`.
+
+    calibrated: the points chosen on the mesh against MediaPipe's detections on renders
+    (:mod:`facecast.recon.build_calibrated_mapping`); ``False``: the registered table
+    (:mod:`facecast.recon.build_correspondence`). view_offsets: also apply the
+    calibrated table's view-dependent offsets. Off by default: they lower the error on
+    renders (3.2 vs 4.1 % point cost) but raise 68-point NME on real LFPW photos
+    (4.07 vs 3.85 %), so they learn the renderer more than the faces.
+    """
+    if not calibrated:
+        if view_offsets:
+            raise ValueError("view offsets exist only for the calibrated MediaPipe table")
+        return load_mediapipe_table().mapping
+    mapping = load_calibrated_mapping()
+    return mapping if view_offsets else replace(mapping, view=None)

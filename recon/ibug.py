@@ -3,9 +3,15 @@
 A :class:`IbugTable` places each iBUG point at a barycentric point of one ICT
 triangle (``vertex_ids``, ``barycentric``). 2D annotators draw the jaw (points
 0-16) on the visible outline, so jaw point k may move towards the silhouette:
-``(1 - w_k) * static_k + w_k * contour_k`` with ``w_k = contour_weight[k]`` and
-``contour_k`` the silhouette candidate of :func:`~facecast.recon.correspondence.select_contour`
-(one per image, from the projected mesh). The shipped table
+``(1 - w_k) * static_k + w_k * contour_k`` with ``contour_k`` the silhouette
+candidate of :func:`~facecast.recon.correspondence.select_contour` (one per
+image, from the projected mesh). How far depends on the view:
+``w_k = clip(contour_weight[k] + contour_gain[k] * s_k * v_x, 0, 1)``, with
+``v_x`` the x component of the unit head-to-camera direction in the model frame
+(:func:`view_side`, about sin(yaw)) and ``s_k`` = -1 / +1 for the subject's
+right / left jaw (0 for the chin), so ``s_k * v_x > 0`` on the side turned
+towards the camera, where the outline is the jaw's back edge rather than the
+cheek's silhouette. The shipped table
 ``weights/ibug68_ict.npz`` was chosen on fitted meshes of the even LFPW-68 images
 (see :mod:`facecast.recon.build_ibug`, which regenerates it).
 
@@ -29,6 +35,8 @@ from .model import MorphableModel
 from .topology import ICTData
 
 IBUG_TABLE = "ibug68_ict.npz"
+#: ``(17,)`` -1 for the subject's right jaw (iBUG 0-7, model -x), +1 for the left (9-16), 0 the chin.
+JAW_SIDE = np.sign(np.arange(17) - 8).astype(np.float64)
 #: detector pixel = renderer pixel - PIXEL_OFFSET (see :mod:`facecast.recon.photo`)
 PIXEL_OFFSET = 0.5
 
@@ -40,12 +48,15 @@ class IbugTable:
     vertex_ids: ``(68, 3)`` int64 full-mesh vertex ids of each point's triangle.
     barycentric: ``(68, 3)`` float64 weights (>= 0, rows sum to 1).
     contour_weight: ``(17,)`` float64 in [0, 1], how far each jaw point moves to the
-    silhouette candidate (0 = fixed on the mesh, 1 = the dynamic contour).
+    silhouette candidate in a frontal view (0 = fixed on the mesh, 1 = the dynamic contour).
+    contour_gain: ``(17,)`` float64, the change of that weight per unit of ``s_k * v_x``
+    (see the module docstring); ``None`` = zeros (the weight does not depend on the view).
     """
 
     vertex_ids: np.ndarray
     barycentric: np.ndarray
     contour_weight: np.ndarray
+    contour_gain: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.vertex_ids.shape != (68, 3) or self.barycentric.shape != (68, 3):
@@ -53,6 +64,21 @@ class IbugTable:
                              f"{self.barycentric.shape}")
         if self.contour_weight.shape != (17,) or not ((self.contour_weight >= 0) & (self.contour_weight <= 1)).all():
             raise ValueError(f"contour_weight must be (17,) in [0, 1], got {self.contour_weight}")
+        if self.contour_gain is None:
+            object.__setattr__(self, "contour_gain", np.zeros(17))
+        elif self.contour_gain.shape != (17,):
+            raise ValueError(f"contour_gain must be (17,), got {self.contour_gain.shape}")
+
+    @property
+    def uses_contour(self) -> bool:
+        """Whether any jaw point ever moves towards the silhouette."""
+        return bool((self.contour_weight > 0).any() or (self.contour_gain != 0).any())
+
+    def jaw_weights(self, side_view: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` :func:`view_side` -> ``(B, 17)`` blend weights towards the silhouette, in [0, 1]."""
+        base = torch.as_tensor(self.contour_weight, dtype=side_view.dtype, device=side_view.device)
+        gain = torch.as_tensor(self.contour_gain * JAW_SIDE, dtype=side_view.dtype, device=side_view.device)
+        return (base + gain * side_view[:, None]).clamp(0.0, 1.0)
 
 
 def default_table_path() -> Path:
@@ -66,14 +92,15 @@ def load_ibug_table(path: str | Path | None = None) -> IbugTable:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; rebuild it with python -m facecast.recon.build_ibug")
     with np.load(path, allow_pickle=False) as npz:
+        gain = npz["contour_gain"].astype(np.float64) if "contour_gain" in npz.files else None
         return IbugTable(npz["vertex_ids"].astype(np.int64), npz["barycentric"].astype(np.float64),
-                         npz["contour_weight"].astype(np.float64))
+                         npz["contour_weight"].astype(np.float64), gain)
 
 
 def save_ibug_table(table: IbugTable, path: str | Path, **metadata: np.ndarray) -> None:
     """Write ``table`` (and optional extra arrays, e.g. how it was chosen) as an npz."""
     np.savez_compressed(path, vertex_ids=table.vertex_ids, barycentric=table.barycentric,
-                        contour_weight=table.contour_weight, **metadata)
+                        contour_weight=table.contour_weight, contour_gain=table.contour_gain, **metadata)
 
 
 def mediapipe68_table() -> IbugTable:
@@ -113,17 +140,28 @@ class ModelLandmarks:
         """``(B, 68, 3)`` posed landmark points (cm) of ``coeffs``."""
         vertices = self.model(coeffs.identity, coeffs.expression, coeffs.rotation, coeffs.translation).vertices
         points = barycentric_points(vertices, self.local, self.table.barycentric)
-        weight = torch.as_tensor(self.table.contour_weight, dtype=points.dtype)
-        if not bool((weight > 0).any()):
+        if not self.table.uses_contour:
             return points
         jaw = silhouette_points(vertices, self.contour, coeffs)
-        w = weight[None, :, None]
+        w = self.table.jaw_weights(view_side(coeffs).to(points.dtype))[..., None]
         return torch.cat([(1 - w) * points[:, :17] + w * jaw, points[:, 17:]], dim=1)
 
     def __call__(self, coeffs: FaceCoeffs) -> np.ndarray:
         with torch.no_grad():
             pixels = project_points(self.points(coeffs), coeffs.focal, coeffs.principal)
         return pixels.cpu().numpy().astype(np.float64) - PIXEL_OFFSET
+
+
+def view_side(coeffs: FaceCoeffs) -> torch.Tensor:
+    """``(B,)`` x of the unit head-to-camera direction in the model frame (+ = camera on the model's +x side).
+
+    About sin(yaw) of the view; the head's origin stands for its position.
+    """
+    from .geometry import axis_angle_to_matrix
+
+    matrix = axis_angle_to_matrix(coeffs.rotation)
+    to_camera = -coeffs.translation / coeffs.translation.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    return torch.einsum("bji,bj->bi", matrix, to_camera)[:, 0]
 
 
 def silhouette_points(vertices: torch.Tensor, contour: ContourTable, coeffs: FaceCoeffs) -> torch.Tensor:

@@ -32,6 +32,8 @@ class PhotoConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     iris_weight: float = 0.3
     face_index: int = 0  # 0 = largest face
+    calibrated_mapping: bool = True  # False: the registered MediaPipe table
+    view_offsets: bool = False  # calibrated table's view-dependent offsets (see mediapipe478_mapping)
 
 
 @dataclass
@@ -79,7 +81,7 @@ class PhotoReconstructor:
                  config: PhotoConfig = PhotoConfig()) -> None:
         self.model, self.config = model, config
         self.detector = detector if detector is not None else MediaPipeDetector()
-        self.mapping = mediapipe478_mapping()
+        self.mapping = mediapipe478_mapping(config.calibrated_mapping, config.view_offsets)
         self.sparse = SparseLandmarks.build(model, self.mapping)
 
     def detect(self, image: np.ndarray, name: str = "image") -> DetectedFace:

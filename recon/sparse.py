@@ -49,5 +49,12 @@ class SparseLandmarks:
 
     def evaluate(self, identity: torch.Tensor, expression: torch.Tensor, rotation: torch.Tensor,
                  translation: torch.Tensor) -> torch.Tensor:
-        """Posed landmark points ``(B, N, 3)`` cm for coefficients as in :meth:`MorphableModel.forward`."""
-        return self.points(self.model(identity, expression, rotation, translation).vertices)
+        """Posed landmark points ``(B, N, 3)`` cm for coefficients as in :meth:`MorphableModel.forward`.
+
+        Includes the mapping's view-dependent offsets when it has them.
+        """
+        points = self.points(self.model(identity, expression, rotation, translation).vertices)
+        if self.mapping.view is not None:
+            batch = points.shape[0]
+            points = points + self.mapping.view.camera_offsets(rotation.expand(batch, 3), translation.expand(batch, 3))
+        return points
