@@ -99,6 +99,7 @@ def _register_commands() -> None:
     app.command("reconstruct")(commands.reconstruct)
     app.command("track")(commands.track)
     app.command("transfer")(commands.transfer)
+    app.command("train")(commands.train)
     from facecast.pipelines.batch import batch_command
 
     app.command("batch")(user_errors(batch_command))

@@ -1,4 +1,4 @@
-"""``facecast reconstruct`` and ``facecast track`` (registered on the app in :mod:`.cli`)."""
+"""``facecast reconstruct``, ``track``, ``transfer`` and ``train`` (registered on the app in :mod:`.cli`)."""
 
 from __future__ import annotations
 
@@ -134,3 +134,29 @@ def transfer(
     gaps = f"; no face in {len(track.gaps)} frames (pose held): {track.gaps[:10]}" if track.gaps else ""
     typer.echo(f"transferred {len(track.weights)} frames at {track.fps:.2f} fps{gaps}; "
                f"wrote {', '.join(str(p) for p in written)}")
+
+
+@user_errors
+def train(
+    config: Annotated[Path, typer.Option("--config", help="Training config (JSON; keys of "
+                                                          "facecast.recon.train_config.TrainConfig).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Regressor weights to write (.safetensors).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint if it exists.")] = False,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (1 is fastest for these small "
+                                              "networks on a shared machine).")] = 1,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Train the coefficient regressor (the GAN's generator) on synthetic faces.
+
+    Faces with known truth are drawn from the ICT model, their MediaPipe landmarks
+    projected (plus noise) and, for the image branch, their crops rendered. Losses:
+    supervised coefficients, landmark reprojection, priors, an adversarial coefficient
+    critic (weight 0 = off) and, optionally, photometric and image-critic terms through
+    the renderer. Prints one progress line every log_every steps; writes a resumable
+    checkpoint (the config's checkpoint, or OUTPUT with suffix .ckpt) and, at the end,
+    the weights with the training config and data description in their metadata.
+    """
+    from facecast.pipelines.training import run_training
+
+    summary = run_training(config, output, resume, assets=assets, log=typer.echo, threads=threads)
+    typer.echo(f"trained {summary.step} steps; wrote {summary.weights} (checkpoint {summary.checkpoint})")

@@ -33,6 +33,8 @@ USER_ERROR_TYPES: tuple[tuple[str, str], ...] = (
     ("facecast.pipelines.avatar", "IdentityError"),
     ("facecast.pipelines.media", "MediaError"),
     ("facecast.recon.landmarks", "NoFaceError"),
+    ("facecast.recon.train_config", "TrainConfigError"),
+    ("facecast.recon.regressor", "WeightsError"),
 )
 
 
