@@ -310,16 +310,23 @@ def calibrated_table_path() -> Path:
     return Path(str(resources.files("facecast.weights").joinpath(CALIBRATED_TABLE)))
 
 
+def _open_table(path: Path, rebuild: str):
+    """``np.load`` of a shipped table, or a ``FileNotFoundError`` that says how to rebuild it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; rebuild it with python -m {rebuild}")
+    return np.load(path, allow_pickle=False)
+
+
+def _table_mapping(npz, view: ViewOffsets | None = None) -> LandmarkMapping:
+    return LandmarkMapping("mediapipe478", npz["vertex_ids"].astype(np.int64),
+                           npz["barycentric"].astype(np.float64), npz["surface"].astype(np.int8), view)
+
+
 def load_mediapipe_table(path: str | Path | None = None) -> MediaPipeTable:
     """Read the MediaPipe-478 table (default: the shipped one)."""
     path = Path(path) if path is not None else default_table_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; rebuild it with "
-                                f"python -m facecast.recon.build_correspondence --assets <assets dir>")
-    with np.load(path, allow_pickle=False) as npz:
-        mapping = LandmarkMapping("mediapipe478", npz["vertex_ids"].astype(np.int64),
-                                  npz["barycentric"].astype(np.float64), npz["surface"].astype(np.int8))
-        return MediaPipeTable(mapping=mapping, registered=npz["registered"].astype(np.float64),
+    with _open_table(path, "facecast.recon.build_correspondence --assets <assets dir>") as npz:
+        return MediaPipeTable(mapping=_table_mapping(npz), registered=npz["registered"].astype(np.float64),
                               canonical_order=npz["canonical_order"].astype(np.int64),
                               residual_mm=npz["residual_mm"].astype(np.float64))
 
@@ -327,13 +334,9 @@ def load_mediapipe_table(path: str | Path | None = None) -> MediaPipeTable:
 def load_calibrated_mapping(path: str | Path | None = None) -> LandmarkMapping:
     """The calibrated MediaPipe-478 mapping with its :class:`ViewOffsets` (default: the shipped table)."""
     path = Path(path) if path is not None else calibrated_table_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; rebuild it with "
-                                f"python -m facecast.recon.build_calibrated_mapping")
-    with np.load(path, allow_pickle=False) as npz:
+    with _open_table(path, "facecast.recon.build_calibrated_mapping") as npz:
         view = ViewOffsets(npz["view_base"].astype(np.float64), npz["view_gain"].astype(np.float64))
-        return LandmarkMapping("mediapipe478", npz["vertex_ids"].astype(np.int64),
-                               npz["barycentric"].astype(np.float64), npz["surface"].astype(np.int8), view)
+        return _table_mapping(npz, view)
 
 
 def mediapipe478_mapping(calibrated: bool = True, view_offsets: bool = False) -> LandmarkMapping:

@@ -43,3 +43,14 @@ def model64(ict_data):
     from facecast.recon.model import MorphableModel
 
     return MorphableModel(ict_data, dtype=torch.float64)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (small networks and renders are fastest so on 2 shared cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -26,12 +26,7 @@ def texture() -> np.ndarray:
     return flat_texture(512, noise=20.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _quiet(_: str) -> None:
