@@ -12,7 +12,11 @@ from facecast.pipelines.errors import UserError, user_errors
 _ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, then the cache, "
                 "then a download).")
 _MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default). "
-              "fast / refine need the trained regressor, which is not shipped yet.")
+              "fast: the trained regressor alone (one forward pass). "
+              "refine: the regressor + a few landmark-fit steps.")
+_TRACK_MODE_HELP = ("accurate: landmark fit per chunk of frames, warm-started and smoothed (default). "
+                    "fast: the trained regressor per frame (one forward pass). "
+                    "refine: the regressor + a few fit steps per chunk.")
 _FACE_HELP = "Which face when there are several: 0 = the largest, 1 = the next, ..."
 
 
@@ -40,16 +44,15 @@ def reconstruct(
     """
     from facecast.pipelines.export import check_output
     from facecast.pipelines.reconstruct import ReconstructConfig, reconstruct as run
-    from facecast.recon.photo import PhotoConfig
+    from facecast.recon.photo import MODES, PhotoConfig
 
-    if mode != "accurate":
-        raise UserError(f"--mode {mode} needs the trained regressor, which is not shipped yet; "
-                        "use --mode accurate")
+    if mode not in MODES:
+        raise UserError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if face_index < 0:
         raise UserError("--face-index must be >= 0")
     check_output(output)
     extra = tuple(s for s, on in ((".obj", obj), (".ply", ply)) if on and s != output.suffix.lower())
-    config = ReconstructConfig(photo=PhotoConfig(face_index=face_index), bake_texture=texture)
+    config = ReconstructConfig(photo=PhotoConfig(mode=mode, face_index=face_index), bake_texture=texture)
     written = run(photo, output, extra, config, assets=assets, preview=preview)
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
@@ -66,6 +69,7 @@ def track(
     face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
     preview: Annotated[bool, typer.Option(help="Write preview.mp4 with the mesh over the video.")] = True,
+    mode: Annotated[str, typer.Option(help=_TRACK_MODE_HELP)] = "accurate",
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
     """Track a face through a video: per-frame meshes, ARKit weights, head pose, landmarks.
@@ -85,7 +89,7 @@ def track(
     if max_frames is not None and max_frames < 1:
         raise UserError("--max-frames must be >= 1")
     try:
-        config = TrackJobConfig(tracking=replace(TrackConfig(), temporal_weight=smooth), mesh_format=meshes,
+        config = TrackJobConfig(tracking=replace(TrackConfig(), temporal_weight=smooth, mode=mode), mesh_format=meshes,
                                 pose=pose, face_index=face_index, max_frames=max_frames, preview=preview)
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -34,7 +34,6 @@ from .export import EXPORTERS, check_output, write_files
 from .export.coefficients import yaw_pitch_roll
 from .media import read_image
 
-MODES = ("fast", "refine", "accurate")
 LANDMARK_CONVENTION = ("pixels, x right, y down, OpenCV integer-centre convention: "
                        "the centre of the top-left pixel is (0, 0)")
 
@@ -46,16 +45,9 @@ class ReconstructConfig:
     photo: PhotoConfig = field(default_factory=PhotoConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     texture: TextureConfig = field(default_factory=TextureConfig)
-    mode: str = "accurate"
     regions: tuple[str, ...] = DEFAULT_AVATAR_REGIONS
     bake_texture: bool = True
 
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.mode != "accurate":
-            raise NotImplementedError(
-                f"mode {self.mode!r} needs the trained regressor, which is not shipped yet; use --mode accurate")
 
 
 @dataclass
@@ -89,7 +81,9 @@ class PhotoPipeline:
         result = self.photo.reconstruct(image, source)
         target = target_from_faces([result.detected], [result.image_size], self.photo.mapping,
                                    self.config.photo.iris_weight, self.model.neutral.dtype)
-        coeffs = self.photometric.refine(result.coeffs, [image], target, self.config.photo.fit)
+        coeffs = result.coeffs
+        if self.config.photo.mode == "accurate":  # fast / refine: no pass through the renderer
+            coeffs = self.photometric.refine(coeffs, [image], target, self.config.photo.fit)
         l68, l478 = self._landmarks(coeffs)
         result = PhotoResult(coeffs, result.image_size, result.detected, l68, l478)
         texture = bake_texture(self.model, coeffs, image, self.config.texture) if self.config.bake_texture else None

@@ -62,6 +62,8 @@ class TrackJobConfig:
     preview: bool = True
     preview_side: int = 640
     iris_weight: float = 0.3
+    view_offsets: bool = False  # the calibrated mapping's view-dependent offsets (see mediapipe478_mapping)
+    regressor: str | Path | None = None  # fast / refine weights (None: the shipped regressor)
     face_index: int = 0
     max_frames: int | None = None
 
@@ -225,10 +227,15 @@ class VideoFit:
 
     @classmethod
     def build(cls, model: MorphableModel, config: TrackJobConfig) -> "VideoFit":
-        mapping = mediapipe478_mapping()
+        mapping = mediapipe478_mapping(view_offsets=config.view_offsets)
         sparse = SparseLandmarks.build(model, mapping)
         weight = torch.where(torch.as_tensor(mapping.surface == SURFACE_SKIN), 1.0, config.iris_weight)
-        return cls(model, sparse, VideoTracker(sparse, config.tracking), weight)
+        regressor = None
+        if config.tracking.mode != "accurate":
+            from facecast.recon.regressor import load_regressor, shipped_regressor_path
+
+            regressor = load_regressor(config.regressor or shipped_regressor_path())
+        return cls(model, sparse, VideoTracker(sparse, config.tracking, regressor), weight)
 
 
 def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig

@@ -183,6 +183,6 @@ def reconstruct_samples(reconstructor, samples: list[Sample], min_iou: float = 0
         image = read_rgb(sample.image)
         start = time.perf_counter()
         face = match_face(reconstructor.detector.detect(image), sample.points, min_iou)
-        result = reconstructor.fit([face], [image.shape[:2]])[0] if face is not None else None
+        result = reconstructor.fit([face], [image.shape[:2]], [image])[0] if face is not None else None
         fits.append(SampleFit(sample, face, result, time.perf_counter() - start))
     return fits

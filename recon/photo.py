@@ -8,7 +8,8 @@ pixel centres at +0.5. :data:`PIXEL_OFFSET` converts between the two, here only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,15 +26,34 @@ from .sparse import SparseLandmarks
 PIXEL_OFFSET = 0.5
 
 
+#: how a face is fitted: ``fast`` = the trained regressor alone (one forward pass),
+#: ``refine`` = the regressor, then ``refine_steps`` warm-started landmark-fit steps,
+#: ``accurate`` = the full landmark fit (PnP, rigid, then ``FitConfig.steps`` steps)
+MODES = ("fast", "refine", "accurate")
+
+
 @dataclass
 class PhotoConfig:
-    """What :class:`PhotoReconstructor` does: fit schedule, iris weight, which face."""
+    """What :class:`PhotoReconstructor` does: mode, fit schedule, iris weight, which face.
 
+    regressor: weights of the fast / refine modes (``None``: the shipped
+    :func:`facecast.recon.regressor.shipped_regressor_path`).
+    """
+
+    mode: str = "accurate"
+    regressor: str | Path | None = None
+    refine_steps: int = 40
     fit: FitConfig = field(default_factory=FitConfig)
     iris_weight: float = 0.3
     face_index: int = 0  # 0 = largest face
     calibrated_mapping: bool = True  # False: the registered MediaPipe table
     view_offsets: bool = False  # calibrated table's view-dependent offsets (see mediapipe478_mapping)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.refine_steps < 1:
+            raise ValueError(f"refine_steps must be >= 1, got {self.refine_steps}")
 
 
 @dataclass
@@ -83,20 +103,35 @@ class PhotoReconstructor:
         self.detector = detector if detector is not None else MediaPipeDetector()
         self.mapping = mediapipe478_mapping(config.calibrated_mapping, config.view_offsets)
         self.sparse = SparseLandmarks.build(model, self.mapping)
+        self.regressor = None
+        if config.mode != "accurate":
+            from .regressor import load_regressor, shipped_regressor_path
+
+            self.regressor = load_regressor(config.regressor or shipped_regressor_path())
 
     def detect(self, image: np.ndarray, name: str = "image") -> DetectedFace:
         """The configured face of ``image`` (RGB uint8 ``(H, W, 3)``); :class:`NoFaceError` if none."""
         return select_faces(self.detector.detect(image), self.config.face_index, source=name)[0]
 
-    def fit(self, faces: list[DetectedFace], sizes: list[tuple[int, int]]) -> list[PhotoResult]:
-        """Fit B detected faces (one per image) jointly in one batch."""
+    def fit(self, faces: list[DetectedFace], sizes: list[tuple[int, int]],
+            images: list[np.ndarray] | None = None) -> list[PhotoResult]:
+        """Fit B detected faces (one per image) jointly in one batch, as ``config.mode`` says.
+
+        images: the RGB uint8 images, needed only by a regressor with an image branch.
+        """
         dtype = self.model.neutral.dtype
         target = target_from_faces(faces, sizes, self.mapping, self.config.iris_weight, dtype)
-        coeffs = fit_landmarks(self.sparse, target, self.config.fit)
+        if self.regressor is None:
+            coeffs = fit_landmarks(self.sparse, target, self.config.fit)
+        else:
+            coeffs = self.regressor.predict(faces, images, sizes).to(dtype)
+            if self.config.mode == "refine":
+                warm = replace(self.config.fit, warm_steps=self.config.refine_steps)
+                coeffs = fit_landmarks(self.sparse, target, warm, init=coeffs)
         l68, l478 = model_landmarks(self.sparse, coeffs)
         return [PhotoResult(coeffs.select(b), sizes[b], faces[b], l68[b], l478[b]) for b in range(len(faces))]
 
     def reconstruct(self, image: np.ndarray, name: str = "image") -> PhotoResult:
         """Detect and fit one face of ``image`` (RGB uint8 ``(H, W, 3)``)."""
         face = self.detect(image, name)
-        return self.fit([face], [image.shape[:2]])[0]
+        return self.fit([face], [image.shape[:2]], [image])[0]

@@ -44,6 +44,7 @@ OUTPUT_LAYOUT: tuple[tuple[str, int], ...] = (
     ("log_depth", 1), ("lighting", 27), ("albedo", -1),
 )
 FORMAT = "facecast-regressor-1"
+SHIPPED_WEIGHTS = "regressor.safetensors"
 EXPRESSION_BIAS = -3.0  # sigmoid(-3) = 0.05: most blendshapes are off most of the time
 
 
@@ -264,13 +265,15 @@ class Regressor(nn.Module):
             raise ValueError(f"crops are {inputs.frame.size} px but the regressor takes {self.config.crop_size} px")
         return coeffs_from_output(self.split(self(inputs.crops, inputs.landmarks)), inputs, self.config)
 
-    def prepare(self, faces: list, images: list[np.ndarray]) -> RegressorInputs:
+    def prepare(self, faces: list, images: list[np.ndarray] | None,
+                sizes: list[tuple[int, int]] | None = None) -> RegressorInputs:
         """Crops and normalised landmarks of detector faces (see :func:`prepare_inputs`)."""
         return prepare_inputs(faces, images, self.config.crop_size, self.config.crop_scale,
-                              with_crops=self.config.image_branch)
+                              with_crops=self.config.image_branch, sizes=sizes)
 
     @torch.no_grad()
-    def predict(self, faces: list, images: list[np.ndarray]) -> FaceCoeffs:
+    def predict(self, faces: list, images: list[np.ndarray] | None,
+                sizes: list[tuple[int, int]] | None = None) -> FaceCoeffs:
         """:class:`FaceCoeffs` of B faces, one per image, in one batch.
 
         faces: :class:`~facecast.recon.landmarks.DetectedFace` with ``mediapipe478`` points
@@ -278,8 +281,9 @@ class Regressor(nn.Module):
         were found in (sizes may differ). The coefficients use the fitter's camera
         (:func:`facecast.recon.fitting.default_camera`), so they can warm-start
         :func:`facecast.recon.fitting.fit_landmarks` (``init=``) for the refine path.
+        A landmark-only regressor needs no images: ``images=None`` with ``sizes`` (H, W).
         """
-        return self.regress(self.prepare(faces, images)).detach()
+        return self.regress(self.prepare(faces, images, sizes)).detach()
 
 
 def save_regressor(regressor: Regressor, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -300,6 +304,13 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
     with safe_open(str(path), framework="pt") as handle:
         return dict(handle.metadata() or {})
+
+
+def shipped_regressor_path() -> Path:
+    """Path of the shipped ``weights/regressor.safetensors`` (what trained it: its metadata)."""
+    from importlib import resources
+
+    return Path(str(resources.files("facecast.weights").joinpath(SHIPPED_WEIGHTS)))
 
 
 def load_regressor(path: str | Path, device: torch.device | str = "cpu") -> Regressor:

@@ -136,25 +136,30 @@ class RegressorInputs:
         return RegressorInputs(crops, self.landmarks[index], self.frame.select(index))
 
 
-def prepare_inputs(faces: list, images: list[np.ndarray], size: int, crop_scale: float,
-                   with_crops: bool = True) -> RegressorInputs:
+def prepare_inputs(faces: list, images: list[np.ndarray] | None, size: int, crop_scale: float,
+                   with_crops: bool = True, sizes: list[tuple[int, int]] | None = None) -> RegressorInputs:
     """Detector faces (MediaPipe 478, one per image) and RGB uint8 images ``(H, W, 3)`` -> inputs.
 
     Points are in the detector's integer-centre convention
-    (:mod:`facecast.recon.landmarks`) and converted to renderer pixels here.
+    (:mod:`facecast.recon.landmarks`) and converted to renderer pixels here. Without
+    crops (``with_crops=False``) the images may be ``None`` when ``sizes`` (H, W) are given.
     """
     from .photo import PIXEL_OFFSET
     from .photometric import FaceCrop, crop_images
 
-    if len(faces) != len(images) or not faces:
-        raise ValueError(f"need one face per image and at least one, got {len(faces)} faces, {len(images)} images")
-    for k, (face, image) in enumerate(zip(faces, images)):
+    if images is None and (with_crops or sizes is None):
+        raise ValueError("the images are needed for crops; without crops give their sizes")
+    count = len(images) if images is not None else len(sizes)
+    if len(faces) != count or not faces:
+        raise ValueError(f"need one face per image and at least one, got {len(faces)} faces, {count} images")
+    for k, face in enumerate(faces):
         if face.scheme != "mediapipe478":
             raise ValueError(f"face {k}: the regressor needs mediapipe478 landmarks, got {face.scheme}")
+    for k, image in enumerate(images or []):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image {k} must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
     points = torch.tensor(np.stack([f.points for f in faces]) + PIXEL_OFFSET, dtype=torch.float32)
-    image_size = torch.tensor([image.shape[:2] for image in images])
+    image_size = torch.tensor([tuple(s) for s in sizes] if sizes is not None else [i.shape[:2] for i in images])
     frame = CropFrame.around(points, image_size, size, crop_scale)
     crops = None
     if with_crops:

@@ -85,4 +85,17 @@ def test_bad_photos_are_one_line_errors_and_write_nothing(tmp_path):
         _assert_user_error(result, *fragments)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
     _assert_user_error(runner.invoke(app, ["reconstruct", str(tmp_path / "gray.png"), "-o", str(out),
-                                           "--mode", "fast"]), "regressor")
+                                           "--mode", "quick"]), "--mode must be one of")
+    _assert_user_error(runner.invoke(app, ["reconstruct", str(tmp_path / "gray.png"), "-o", str(out),
+                                           "--mode", "fast"]), "no face found")
+
+
+@pytest.mark.parametrize("mode", ["fast", "refine"])
+def test_regressor_modes_write_a_head_whose_landmarks_fit_the_photo(mode, lfpw_photo, tmp_path):
+    out = tmp_path / "head.glb"
+    result = runner.invoke(app, ["reconstruct", str(lfpw_photo), "-o", str(out), "--mode", mode, "--no-texture"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["head.glb", "head.json", "head_preview.png"]
+    record = json.loads(out.with_suffix(".json").read_text())
+    error = nme(np.array(record["landmarks"]["ibug68"]), read_pts(lfpw_photo.with_suffix(".pts")))
+    assert error < (0.08 if mode == "fast" else 0.06), error

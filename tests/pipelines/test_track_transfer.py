@@ -56,6 +56,20 @@ def test_track_outputs_agree(tracked):
     assert 1e-4 < step.mean() < 0.3 and step.max() < 2.0
 
 
+def test_fast_track_agrees_with_the_accurate_one(clip, tracked, tmp_path):
+    """--mode fast (the regressor per frame): the same frames, landmarks within a few pixels of the fit's."""
+    out = tmp_path / "fast"
+    result = runner.invoke(app, ["track", str(clip), "-o", str(out), "--max-frames", str(FRAMES), "--mode", "fast",
+                                 "--no-preview"])
+    assert result.exit_code == 0, result.output
+    fast = read_coefficients_csv((out / "coeffs.csv").read_bytes())
+    accurate = read_coefficients_csv((tracked / "coeffs.csv").read_bytes())
+    assert fast.num_frames == FRAMES and np.all((fast.expression >= 0) & (fast.expression <= 1))
+    eyes = np.linalg.norm(accurate.landmarks[:, 36] - accurate.landmarks[:, 45], axis=-1)
+    gap = np.linalg.norm(fast.landmarks - accurate.landmarks, axis=-1).mean(1) / eyes
+    assert gap.mean() < 0.06, gap  # within 6 % of the eye distance of the accurate fit
+
+
 def test_preview_video_has_every_frame(tracked):
     from facecast.pipelines.media import probe_video
 
