@@ -110,20 +110,27 @@ def format_rows(rows: list[Row]) -> str:
 
 
 def main() -> None:
+    from facecast.recon.photo import PhotoConfig, PhotoReconstructor
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--media", type=Path, default=MEDIA)
     parser.add_argument("--split", choices=SPLITS, default="all", help="LFPW images to use (AFLW: always all)")
     parser.add_argument("--limit", type=int, default=None, help="first N images of each set (after the split)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads outside the fit (the fit uses 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument("--mode", choices=("fast", "refine", "accurate"), default="accurate",
+                        help="fit mode (fast / refine use the regressor)")
+    parser.add_argument("--regressor", type=Path, default=None, help="regressor weights (default: shipped)")
+    parser.add_argument("--refine-steps", type=int, default=PhotoConfig.refine_steps,
+                        help="refine mode: landmark-fit steps after the regressor")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     from facecast.recon.model import MorphableModel
-    from facecast.recon.photo import PhotoReconstructor
 
     model = MorphableModel.load()
-    reconstructor = PhotoReconstructor(model)
+    reconstructor = PhotoReconstructor(model, config=PhotoConfig(mode=args.mode, regressor=args.regressor,
+                                                                 refine_steps=args.refine_steps))
     definitions = mesh_definitions(model)
     datasets = {f"LFPW-68/{args.split}": split_samples(lfpw_samples(args.media), args.split)[: args.limit],
                 "AFLW2000": aflw_samples(args.media)[: args.limit]}

@@ -16,6 +16,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from facecast.pipelines.track import TrackJobConfig
 from facecast.pipelines.transfer import track_driver
 from facecast.recon.model import MorphableModel
+from facecast.recon.tracking import TrackConfig
 from facecast.recon.synth import SyntheticRenderer, astronaut_texture, write_clip
 from facecast.transfer.retarget import RetargetConfig, retarget
 from facecast.transfer.rigs import IctRig
@@ -64,11 +66,22 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--mode", choices=("accurate", "refine", "fast"), default="accurate",
+                        help="tracking mode of the driver (fast / refine use the regressor)")
+    parser.add_argument("--fast-smoothing", action="store_true",
+                        help="fast mode with its One Euro filter too (facecast transfer leaves it off: "
+                             "the retargeting smooths already)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="0 = the reported case (sequence seed 1, identities seed 7); others for held-out checks")
+    parser.add_argument("--view-offsets", action="store_true",
+                        help="track with the calibrated mapping's view-dependent offsets (off by default)")
+    parser.add_argument("--expression-prior", type=float, default=None,
+                        help="override the tracker's FitConfig.expression_prior")
     args = parser.parse_args()
     model = MorphableModel.load()
     names = model.expression_names
-    truth = expression_sequence(names, args.frames, args.fps, seed=1)
-    gen = torch.Generator().manual_seed(7)
+    truth = expression_sequence(names, args.frames, args.fps, seed=1 + 100 * args.seed)
+    gen = torch.Generator().manual_seed(7 + 100 * args.seed)
     identity_a, identity_b = torch.randn(2, 100, generator=gen) * 0.8
     t = torch.arange(args.frames) / args.fps
     rotation = torch.stack([0.08 * torch.sin(1.3 * t), 0.25 * torch.sin(0.7 * t), 0.05 * torch.sin(0.9 * t)], 1)
@@ -79,7 +92,12 @@ def main() -> None:
         video = Path(tmp) / "driver.mp4"
         write_clip(video, frames, args.fps)
         start = time.perf_counter()
-        driver = track_driver(video, model, TrackJobConfig(preview=False))
+        tracking = TrackConfig(mode=args.mode)
+        if args.expression_prior is not None:
+            tracking = replace(tracking, fit=replace(tracking.fit, expression_prior=args.expression_prior))
+        job = TrackJobConfig(tracking=tracking, preview=False, view_offsets=args.view_offsets,
+                             fast_smoothing=args.fast_smoothing)
+        driver = track_driver(video, model, job)
         seconds = time.perf_counter() - start
     rig = IctRig(identity_b.double().numpy())
     config = RetargetConfig(neutral="frame", neutral_frame=0, smoothing="zero_phase")

@@ -111,6 +111,7 @@ def transfer(
     smoothing: Annotated[str, typer.Option(help="zero_phase (offline, no lag) or one_euro (causal).")] = "zero_phase",
     mirror: Annotated[bool, typer.Option(help="Swap left and right (for a mirrored driver).")] = False,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many driver frames.")] = None,
+    mode: Annotated[str, typer.Option(help="How the driver is tracked: " + _TRACK_MODE_HELP)] = "accurate",
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
     """Animate a target avatar with the expressions and head rotation of a driver video.
@@ -124,15 +125,19 @@ def transfer(
 
     from facecast.pipelines.track import TrackJobConfig
     from facecast.pipelines.transfer import TransferConfig, transfer as run
+    from facecast.recon.tracking import TrackConfig
     from facecast.transfer.retarget import RetargetConfig
 
     if max_frames is not None and max_frames < 1:
         raise UserError("--max-frames must be >= 1")
     try:
         retarget = RetargetConfig(smoothing=smoothing, mirror=mirror)
+        # the retargeting smooths already, so fast mode's own filter is not stacked on it
+        tracking = TrackJobConfig(tracking=replace(TrackConfig(), mode=mode), preview=False, max_frames=max_frames,
+                                  fast_smoothing=False)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    config = TransferConfig(tracking=replace(TrackJobConfig(preview=False), max_frames=max_frames),
+    config = TransferConfig(tracking=tracking,
                             retarget=retarget, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     written, track = run(driver, target, output, config, assets=assets)
     gaps = f"; no face in {len(track.gaps)} frames (pose held): {track.gaps[:10]}" if track.gaps else ""

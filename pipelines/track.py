@@ -64,6 +64,7 @@ class TrackJobConfig:
     iris_weight: float = 0.3
     view_offsets: bool = False  # the calibrated mapping's view-dependent offsets (see mediapipe478_mapping)
     regressor: str | Path | None = None  # fast / refine weights (None: the shipped regressor)
+    fast_smoothing: bool = True  # fast mode: causal One Euro filter (pipelines/smoothing.py)
     face_index: int = 0
     max_frames: int | None = None
 
@@ -250,8 +251,13 @@ def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig
     detector_config = MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))
     with MediaPipeDetector(detector_config) as detector:
         stream = _landmark_stream(iter_frames(video, config.max_frames), detector, config, fit.weight, keep)
+        tracked_frames = fit.tracker.run(stream)
+        if config.tracking.mode == "fast" and config.fast_smoothing:
+            from .smoothing import smooth_tracked
+
+            tracked_frames = smooth_tracked(tracked_frames)
         try:
-            for tracked in fit.tracker.run(stream):
+            for tracked in tracked_frames:
                 while keep and keep[0][0] < tracked.index:
                     keep.popleft()
                 _, small, scale = keep.popleft()

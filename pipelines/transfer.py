@@ -42,7 +42,7 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 class TransferConfig:
     """Options of ``facecast transfer``."""
 
-    tracking: TrackJobConfig = field(default_factory=lambda: TrackJobConfig(preview=False))
+    tracking: TrackJobConfig = field(default_factory=lambda: TrackJobConfig(preview=False, fast_smoothing=False))
     retarget: RetargetConfig = field(default_factory=lambda: RetargetConfig(smoothing="zero_phase"))
     formats: tuple[str, ...] = ("glb",)
 
