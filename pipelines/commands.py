@@ -140,6 +140,8 @@ def transfer(
     config = TransferConfig(tracking=tracking,
                             retarget=retarget, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     written, track = run(driver, target, output, config, assets=assets)
+    if track.timing:
+        typer.echo(f"warning: {track.timing}", err=True)
     gaps = f"; no face in {len(track.gaps)} frames (pose held): {track.gaps[:10]}" if track.gaps else ""
     typer.echo(f"transferred {len(track.weights)} frames at {track.fps:.2f} fps{gaps}; "
                f"wrote {', '.join(str(p) for p in written)}")

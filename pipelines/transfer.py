@@ -25,6 +25,7 @@ from facecast.recon.arkit import ARKIT_52, to_arkit
 from facecast.recon.model import MorphableModel
 from facecast.transfer.retarget import Animation, RetargetConfig, retarget
 from facecast.transfer.rigs import IctRig, load_rig
+from facecast.transfer.timing import frame_timing, resample
 
 from .avatar import AvatarMesh, build_avatar
 from .errors import UserError
@@ -32,6 +33,7 @@ from .export import check_output, write_files
 from .export.livelink import export_livelink_csv
 from .export.obj import export_obj
 from .export.pc2 import export_pc2
+from .media import MediaError
 from .track import TrackJobConfig, VideoFit, iter_tracked
 
 FORMATS = ("glb", "csv", "pc2", "json")
@@ -63,13 +65,19 @@ class Target:
 
 @dataclass
 class DriverTrack:
-    """The driver's per-frame channels ``(T, 53)``, rotation ``(T, 3)``, translation ``(T, 3)``."""
+    """The driver's per-frame channels ``(T, 53)``, rotation ``(T, 3)``, translation ``(T, 3)``.
+
+    Frame k is at ``k / fps`` s. gaps: indices of the video's frames without a face.
+    timing: ``None``, or what was wrong with the video's frame times when they drifted
+    from ``fps`` (variable frame rate) and the channels were resampled onto that grid.
+    """
 
     weights: np.ndarray
     rotation: np.ndarray
     translation: np.ndarray
     fps: float
     gaps: list[int]
+    timing: str | None = None
 
 
 def load_target(path: Path, model: MorphableModel) -> Target:
@@ -98,10 +106,20 @@ def track_driver(video: Path, model: MorphableModel, config: TrackJobConfig) -> 
 
     info = probe_video(video)
     fit = VideoFit.build(model, config)
-    rows = [tracked.coeffs for tracked, _, _ in iter_tracked(video, fit, replace(config, preview=False))]
-    stack = {name: torch.cat([getattr(c, name) for c in rows]).double().numpy()
+    frames = [tracked for tracked, _, _ in iter_tracked(video, fit, replace(config, preview=False))]
+    stack = {name: torch.cat([getattr(f.coeffs, name) for f in frames]).double().numpy()
              for name in ("expression", "rotation", "translation")}
-    return DriverTrack(stack["expression"], stack["rotation"], stack["translation"], info.fps, fit.tracker.gaps)
+    try:
+        timing = frame_timing([f.time for f in frames], info.fps, str(video))
+    except ValueError as exc:
+        raise MediaError(str(exc)) from None
+    note = None
+    if not timing.is_uniform:
+        note = f"{timing.describe(str(video))}; resampled onto a uniform {info.fps:g} fps grid"
+        stack = {name: resample(timing, values) for name, values in stack.items()}
+        stack["expression"] = stack["expression"].clip(0.0, 1.0)
+    return DriverTrack(stack["expression"], stack["rotation"], stack["translation"], info.fps, fit.tracker.gaps,
+                       note)
 
 
 def _ict_weights(animation: Animation) -> np.ndarray:
@@ -133,6 +151,7 @@ def output_files(stem: str, driver: DriverTrack, target: Target, model: Morphabl
         files.update(_pc2_files(stem, target.mesh, _ict_weights(animation), driver.fps))
     if "json" in config.formats:
         record = {"fps": driver.fps, "frames": len(driver.weights), "frames_without_face": driver.gaps,
+                  "timing": driver.timing,
                   "arkit_names": list(ARKIT_52), "arkit": np.round(arkit, 5).tolist(),
                   "head_rotation": driver.rotation.tolist()}
         files[f"{stem}.json"] = json.dumps(record).encode()

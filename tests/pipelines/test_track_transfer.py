@@ -99,6 +99,48 @@ def test_transfer_onto_a_user_glb_keeps_its_data(clip, tmp_path):
     assert take.arkit.shape == (FRAMES, 52)
 
 
+def _variable_rate_clip(clip: Path, path: Path, frames: int = 20) -> Path:
+    """The first ``frames`` frames of ``clip`` re-encoded 20 ms and 80 ms apart in turn (phone-style VFR)."""
+    from fractions import Fraction
+
+    import av
+
+    from facecast.pipelines.media import iter_frames
+
+    images = [f.rgb for f in iter_frames(clip, frames)]
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for k, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+            pts += 20 if k % 2 == 0 else 80
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_variable_frame_rate_driver_is_resampled_and_reported(clip, tmp_path):
+    from facecast.pipelines.media import iter_frames, probe_video
+
+    driver = _variable_rate_clip(clip, tmp_path / "vfr.mp4")
+    times = np.array([f.time for f in iter_frames(driver)])
+    fps = probe_video(driver).fps
+    (tmp_path / "user.glb").write_bytes(arkit_sphere_glb())
+    out = tmp_path / "anim.glb"
+    with pytest.warns(UserWarning, match="customWrinkle"):
+        result = runner.invoke(app, ["transfer", "--driver", str(driver), "--target", str(tmp_path / "user.glb"),
+                                     "-o", str(out), "--formats", "glb,json", "--mode", "fast"])
+    assert result.exit_code == 0, result.output
+    assert "variable frame rate" in result.output and "resampled" in result.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["frames"] == int(np.floor((times[-1] - times[0]) * fps + 1e-9)) + 1
+    assert "variable frame rate" in record["timing"]
+    assert validate([out])[0]["numErrors"] == 0
+
+
 def test_transfer_rejects_a_target_without_morph_targets(clip, tmp_path):
     box = trimesh.creation.box()
     (tmp_path / "box.glb").write_bytes(box.export(file_type="glb"))
