@@ -110,6 +110,7 @@ def format_rows(rows: list[Row]) -> str:
 
 
 def main() -> None:
+    from facecast.recon.gauss_newton import SolverConfig
     from facecast.recon.photo import PhotoConfig, PhotoReconstructor
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -121,8 +122,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=("fast", "refine", "accurate"), default="accurate",
                         help="fit mode (fast / refine use the regressor)")
     parser.add_argument("--regressor", type=Path, default=None, help="regressor weights (default: shipped)")
-    parser.add_argument("--refine-steps", type=int, default=PhotoConfig.refine_steps,
-                        help="refine mode: landmark-fit steps after the regressor")
+    parser.add_argument("--refine-iterations", type=int, default=SolverConfig.iterations,
+                        help="refine mode: Levenberg-Marquardt iterations after the regressor")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -130,7 +131,7 @@ def main() -> None:
 
     model = MorphableModel.load()
     reconstructor = PhotoReconstructor(model, config=PhotoConfig(mode=args.mode, regressor=args.regressor,
-                                                                 refine_steps=args.refine_steps))
+                                                                 refine=SolverConfig(iterations=args.refine_iterations)))
     definitions = mesh_definitions(model)
     datasets = {f"LFPW-68/{args.split}": split_samples(lfpw_samples(args.media), args.split)[: args.limit],
                 "AFLW2000": aflw_samples(args.media)[: args.limit]}

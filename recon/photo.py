@@ -8,7 +8,7 @@ pixel centres at +0.5. :data:`PIXEL_OFFSET` converts between the two, here only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from .coeffs import FaceCoeffs, project_points
 from .correspondence import SURFACE_SKIN, LandmarkMapping, mediapipe478_mapping
 from .fitting import FitConfig, LandmarkTarget, fit_landmarks
+from .gauss_newton import SolverConfig, refine_landmarks
 from .ibug import shipped_landmarks
 from .landmarks import DetectedFace, LandmarkDetector, MediaPipeDetector, select_faces
 from .model import MorphableModel
@@ -27,8 +28,9 @@ PIXEL_OFFSET = 0.5
 
 
 #: how a face is fitted: ``fast`` = the trained regressor alone (one forward pass),
-#: ``refine`` = the regressor, then ``refine_steps`` warm-started landmark-fit steps,
-#: ``accurate`` = the full landmark fit (PnP, rigid, then ``FitConfig.steps`` steps)
+#: ``refine`` = the regressor, then ``refine.iterations`` Levenberg-Marquardt iterations
+#: of the landmark objective (:mod:`facecast.recon.gauss_newton`),
+#: ``accurate`` = the full landmark fit (PnP, rigid, then ``FitConfig.steps`` Adam steps)
 MODES = ("fast", "refine", "accurate")
 
 
@@ -38,11 +40,15 @@ class PhotoConfig:
 
     regressor: weights of the fast / refine modes (``None``: the shipped
     :func:`facecast.recon.regressor.shipped_regressor_path`).
+    refine / refine_fit: the refine mode's solver and objective. Solved to convergence,
+    the objective wants weaker priors than the Adam fit's early-stopped answer (chosen on
+    the even LFPW images, see benchmarks/README.md).
     """
 
     mode: str = "accurate"
     regressor: str | Path | None = None
-    refine_steps: int = 40
+    refine: SolverConfig = field(default_factory=SolverConfig)
+    refine_fit: FitConfig = field(default_factory=lambda: FitConfig(identity_prior=1e-5, huber_delta=0.005))
     fit: FitConfig = field(default_factory=FitConfig)
     iris_weight: float = 0.3
     face_index: int = 0  # 0 = largest face
@@ -52,8 +58,8 @@ class PhotoConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.refine_steps < 1:
-            raise ValueError(f"refine_steps must be >= 1, got {self.refine_steps}")
+        if self.refine.iterations < 1:
+            raise ValueError(f"refine.iterations must be >= 1, got {self.refine.iterations}")
 
 
 @dataclass
@@ -126,8 +132,7 @@ class PhotoReconstructor:
         else:
             coeffs = self.regressor.predict(faces, images, sizes).to(dtype)
             if self.config.mode == "refine":
-                warm = replace(self.config.fit, warm_steps=self.config.refine_steps)
-                coeffs = fit_landmarks(self.sparse, target, warm, init=coeffs)
+                coeffs = refine_landmarks(self.sparse, target, coeffs, self.config.refine_fit, self.config.refine)
         l68, l478 = model_landmarks(self.sparse, coeffs)
         return [PhotoResult(coeffs.select(b), sizes[b], faces[b], l68[b], l478[b]) for b in range(len(faces))]
 

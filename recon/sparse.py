@@ -47,6 +47,20 @@ class SparseLandmarks:
                                                   device=vertices.device))
         return barycentric_points(vertices, *self._tensors[key])
 
+    def point_basis(self, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unposed landmark points as a linear function of the coefficients (cached per dtype).
+
+        Returns ``base (N, 3)`` cm and ``basis (N, 3, 153)`` (100 identity then 53 expression
+        columns): points are ``base + basis @ concat(identity, expression)``, without view offsets.
+        """
+        key = ("basis", dtype, self.model.neutral.device)
+        if key not in self._tensors:
+            model = self.model
+            bases = torch.cat([model.identity_basis, model.expression_basis]).to(dtype)  # (K, M, 3)
+            base = self.points(model.neutral.to(dtype)[None])[0]
+            self._tensors[key] = (base, self.points(bases).permute(1, 2, 0).contiguous())
+        return self._tensors[key]
+
     def evaluate(self, identity: torch.Tensor, expression: torch.Tensor, rotation: torch.Tensor,
                  translation: torch.Tensor) -> torch.Tensor:
         """Posed landmark points ``(B, N, 3)`` cm for coefficients as in :meth:`MorphableModel.forward`.
