@@ -179,3 +179,39 @@ def test_bad_videos_are_one_line_errors_and_write_nothing(tmp_path, kind, fragme
     assert message.startswith("error: "), result.output
     assert all(f in message for f in fragments), message
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_driver_frames_without_a_face_hold_the_pose_and_are_reported(clip, tmp_path):
+    from facecast.pipelines.media import iter_frames
+
+    frames = [f.rgb for f in iter_frames(clip, 12)]
+    blank = [4, 5, 6, 7]
+    for k in blank:  # a cut to an empty grey frame: no face there
+        frames[k] = np.full_like(frames[k], 128)
+    driver = tmp_path / "cut.mp4"
+    _encode(driver, frames, fps=25)
+    (tmp_path / "user.glb").write_bytes(arkit_sphere_glb())
+    out = tmp_path / "anim.glb"
+    with pytest.warns(UserWarning, match="customWrinkle"):
+        result = runner.invoke(app, ["transfer", "--driver", str(driver), "--target", str(tmp_path / "user.glb"),
+                                     "-o", str(out), "--formats", "glb,json", "--mode", "fast",
+                                     "--smoothing", "one_euro"])
+    assert result.exit_code == 0, result.output
+    assert f"no face in {len(blank)} frames (pose held): {blank}" in result.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["frames_without_face"] == blank and record["frames"] == len(frames)
+    # held frames repeat the last tracked pose; the causal filter only converges on it
+    rotation = np.array(record["head_rotation"])
+    assert np.allclose(rotation[blank], rotation[blank[0] - 1][None], atol=1e-9)
+    assert validate([out])[0]["numErrors"] == 0
+
+
+def test_transfer_to_an_unusable_output_path_fails_before_any_work(clip, tmp_path):
+    (tmp_path / "user.glb").write_bytes(arkit_sphere_glb())
+    (tmp_path / "afile").write_text("not a folder")
+    result = runner.invoke(app, ["transfer", "--driver", str(clip), "--target", str(tmp_path / "user.glb"),
+                                 "-o", str(tmp_path / "afile" / "anim.glb"), "--formats", "glb,csv"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("error: ") and "afile" in message and "not a folder" in message, message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "user.glb"]
