@@ -13,7 +13,7 @@ _ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, the
                 "then a download).")
 _MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default). "
               "fast: the trained regressor alone (one forward pass). "
-              "refine: the regressor + 12 Levenberg-Marquardt steps of the landmark fit (~10x faster than accurate).")
+              "refine: the regressor + 8 Levenberg-Marquardt steps of the landmark fit (~10x faster than accurate).")
 _TRACK_MODE_HELP = ("accurate: landmark fit per chunk of frames, warm-started and smoothed (default). "
                     "fast: the trained regressor per frame (one forward pass). "
                     "refine: the regressor + a few fit steps per chunk.")
