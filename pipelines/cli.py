@@ -100,6 +100,7 @@ def _register_commands() -> None:
     app.command("track")(commands.track)
     app.command("transfer")(commands.transfer)
     app.command("train")(commands.train)
+    app.command("label")(commands.label)
     from facecast.pipelines.batch import batch_command
 
     app.command("batch")(user_errors(batch_command))

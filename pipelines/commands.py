@@ -1,4 +1,4 @@
-"""``facecast reconstruct``, ``track``, ``transfer`` and ``train`` (registered on the app in :mod:`.cli`)."""
+"""``facecast reconstruct``, ``track``, ``transfer``, ``train`` and ``label`` (registered on the app in :mod:`.cli`)."""
 
 from __future__ import annotations
 
@@ -171,3 +171,27 @@ def train(
 
     summary = run_training(config, output, resume, assets=assets, log=typer.echo, threads=threads)
     typer.echo(f"trained {summary.step} steps; wrote {summary.weights} (checkpoint {summary.checkpoint})")
+
+
+@user_errors
+def label(
+    inputs: Annotated[list[Path], typer.Argument(help="Photos and/or videos of real faces.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Pseudo-labels to write (.npz).")],
+    mode: Annotated[str, typer.Option(help="Fit giving the labels: refine (regressor + Levenberg-Marquardt, "
+                                           "default) or accurate.")] = "refine",
+    every: Annotated[int, typer.Option(help="Videos: label every N-th frame.")] = 5,
+    max_frames: Annotated[int | None, typer.Option(help="Videos: read at most this many frames each.")] = None,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Fit the largest face of real photos and video frames and save the fits as pseudo-labels.
+
+    The file feeds self-supervised fine-tuning of the regressor: a training config with
+    "pseudo_labels": "labels.npz" (and usually "init_weights" to start from trained weights)
+    mixes these real faces into every batch at "pseudo_fraction". Unreadable inputs and
+    frames without a face are skipped and reported; the file is written once, at the end.
+    """
+    from facecast.pipelines.labeling import label_media
+
+    summary = label_media(inputs, output, mode, every, max_frames, assets, log=typer.echo)
+    skipped = f"; skipped {len(summary.skipped)} inputs" if summary.skipped else ""
+    typer.echo(f"labelled {summary.faces} faces ({summary.no_face} frames without a face{skipped})")

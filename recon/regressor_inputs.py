@@ -110,6 +110,14 @@ class CropFrame:
         """Crops ``index`` of the batch."""
         return CropFrame(self.origin[index], self.scale[index], self.size, self.image_size[index])
 
+    @staticmethod
+    def cat(items: list["CropFrame"]) -> "CropFrame":
+        """Concatenate along the batch (all of one crop size)."""
+        if len({f.size for f in items}) != 1:
+            raise ValueError(f"cannot concatenate crops of sizes {sorted({f.size for f in items})}")
+        return CropFrame(torch.cat([f.origin for f in items]), torch.cat([f.scale for f in items]), items[0].size,
+                         torch.cat([f.image_size for f in items]))
+
 
 @dataclass
 class RegressorInputs:
@@ -134,6 +142,15 @@ class RegressorInputs:
     def select(self, index: torch.Tensor | slice) -> "RegressorInputs":
         crops = None if self.crops is None else self.crops[index]
         return RegressorInputs(crops, self.landmarks[index], self.frame.select(index))
+
+    @staticmethod
+    def cat(items: list["RegressorInputs"]) -> "RegressorInputs":
+        """Concatenate along the batch (all with crops, or all without)."""
+        with_crops = {i.crops is not None for i in items}
+        if len(with_crops) != 1:
+            raise ValueError("cannot concatenate inputs with and without crops")
+        crops = torch.cat([i.crops for i in items]) if with_crops.pop() else None
+        return RegressorInputs(crops, torch.cat([i.landmarks for i in items]), CropFrame.cat([i.frame for i in items]))
 
 
 def prepare_inputs(faces: list, images: list[np.ndarray] | None, size: int, crop_scale: float,

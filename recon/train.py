@@ -114,17 +114,28 @@ class Trainer:
             self.regressor.fit_landmark_whitening(whitening.inputs.landmarks)
         self.pool = (self.data.sample(config.pool_size, torch.Generator().manual_seed(config.seed + 3))
                      if config.pool_size else None)
+        self.pseudo = pseudo_batch(config)
+        if config.init_weights is not None:
+            start_from(self.regressor, config.init_weights)
         self.step = 0
 
     def batch(self) -> TrainBatch:
-        """The next batch: fresh faces, or a random draw from the pool."""
+        """The next batch: synthetic faces (fresh, or drawn from the pool), plus pseudo-labelled real ones."""
+        real = 0 if self.pseudo is None else round(self.config.batch * self.config.pseudo_fraction)
+        synthetic = self._synthetic(self.config.batch - real)
+        if not real:
+            return synthetic
+        rows = torch.randint(0, self.pseudo.batch_size, (real,), generator=self.data_gen)
+        return TrainBatch.cat([synthetic, self.pseudo.select(rows)])
+
+    def _synthetic(self, count: int) -> TrainBatch:
         if self.pool is None:
-            return self.data.sample(self.config.batch, self.data_gen)
+            return self.data.sample(count, self.data_gen)
         size = self.pool.batch_size
-        if self.config.batch <= size:  # without replacement
-            rows = torch.randperm(size, generator=self.data_gen)[:self.config.batch]
+        if count <= size:  # without replacement
+            rows = torch.randperm(size, generator=self.data_gen)[:count]
         else:
-            rows = torch.randint(0, size, (self.config.batch,), generator=self.data_gen)
+            rows = torch.randint(0, size, (count,), generator=self.data_gen)
         return self.pool.select(rows)
 
     def train_step(self) -> StepStats:
@@ -219,6 +230,34 @@ def real_samples(config: TrainConfig) -> FittedCoefficients | PriorCoefficients:
         raise TrainConfigError(f"real_coefficients: {exc}") from None
 
 
+def pseudo_batch(config: TrainConfig) -> TrainBatch | None:
+    """The configured pseudo-labels as one landmark-only batch (``None`` without them)."""
+    if config.pseudo_labels is None:
+        return None
+    from .pseudo_labels import PseudoLabels
+
+    try:
+        labels = PseudoLabels.load(config.pseudo_labels)
+    except ValueError as exc:
+        raise TrainConfigError(f"pseudo_labels: {exc}") from None
+    r = config.regressor
+    return labels.training_batch(r.crop_size, r.crop_scale, r.focal_factor)
+
+
+def start_from(regressor: Regressor, path: str | Path) -> None:
+    """Load the weights of ``path`` into ``regressor`` (:class:`TrainConfigError` if they do not fit)."""
+    from .regressor import WeightsError, load_regressor
+
+    try:
+        start = load_regressor(path)
+    except (WeightsError, OSError, ValueError) as exc:
+        raise TrainConfigError(f"init_weights: {exc}") from None
+    if start.config != regressor.config:
+        raise TrainConfigError(f"init_weights: {path} was trained with another regressor config "
+                               f"({start.config.to_json()})")
+    regressor.load_state_dict(start.state_dict())
+
+
 def save_checkpoint(state: dict, path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written checkpoint."""
     path = Path(path)
@@ -278,12 +317,20 @@ def training_metadata(config: TrainConfig, result: TrainResult, texture: np.ndar
     """Strings for the weights file: what data trained it and how."""
     data = asdict(config.data)
     real = config.real_coefficients or "samples of the synthetic prior"
+    pseudo = ""
+    if config.pseudo_labels is not None:
+        from .pseudo_labels import PseudoLabels, describe
+
+        pseudo = (f"; {config.pseudo_fraction:g} of each batch real faces with fitted pseudo-labels: "
+                  f"{describe(PseudoLabels.load(config.pseudo_labels))}")
+    if config.init_weights is not None:
+        pseudo += f"; started from {config.init_weights}"
     renders = (f"crops rendered with texture {texture_source} (sha256 {texture_digest(texture)})"
                if config.needs_renders else "no renders (landmark branch only)")
     last = result.history[-1] if result.history else None
     return {
         "trained_on": (f"synthetic ICT Face Model Light faces ({data}); {renders}; critic real samples: {real}; "
-                       f"pool of {config.pool_size or 'fresh'} faces"),
+                       f"pool of {config.pool_size or 'fresh'} faces{pseudo}"),
         "train_config": config.to_json(),
         "steps": str(result.step),
         "final_losses": "" if last is None else last.line(config.steps),

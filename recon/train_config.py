@@ -39,7 +39,11 @@ class TrainConfig:
     real_coefficients: ``.npz``/``.json`` of coefficients fitted to real photos, the
     critic's "real" samples (``None``: samples of the synthetic prior). texture: image
     file of an ICT UV texture for the renders (``None``: the caller's default, the
-    astronaut texture on the command line).
+    astronaut texture on the command line). pseudo_labels: ``.npz`` of real faces with
+    fitted coefficients (:mod:`facecast.recon.pseudo_labels`, ``facecast label``), mixed
+    into every batch at ``pseudo_fraction`` (self-supervised fine-tuning; landmark branch
+    only). init_weights: ``.safetensors`` to start from (same regressor config), e.g. the
+    shipped weights for a fine-tuning run.
     """
 
     steps: int = 2000
@@ -53,6 +57,9 @@ class TrainConfig:
     checkpoint_every: int = 200
     real_coefficients: str | None = None
     texture: str | None = None
+    pseudo_labels: str | None = None
+    pseudo_fraction: float = 0.5
+    init_weights: str | None = None
     weights: LossWeights = field(default_factory=LossWeights)
     regressor: RegressorConfig = field(default_factory=RegressorConfig)
     data: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -65,6 +72,10 @@ class TrainConfig:
                 raise TrainConfigError(f"{name} must be > 0, got {value}")
         if self.pool_size < 0:
             raise TrainConfigError(f"pool_size must be >= 0, got {self.pool_size}")
+        if not 0 < self.pseudo_fraction < 1:
+            raise TrainConfigError(f"pseudo_fraction must be in (0, 1), got {self.pseudo_fraction}")
+        if self.pseudo_labels is not None and self.regressor.image_branch:
+            raise TrainConfigError("pseudo_labels hold landmarks only: use them with regressor.image_branch false")
 
     @property
     def needs_renders(self) -> bool:

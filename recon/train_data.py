@@ -81,6 +81,12 @@ class TrainBatch:
     def select(self, index: torch.Tensor) -> "TrainBatch":
         return TrainBatch(self.truth.select(index), self.inputs.select(index), self.points[index])
 
+    @staticmethod
+    def cat(items: list["TrainBatch"]) -> "TrainBatch":
+        """Concatenate along the batch."""
+        return TrainBatch(FaceCoeffs.cat([b.truth for b in items]), RegressorInputs.cat([b.inputs for b in items]),
+                          torch.cat([b.points for b in items]))
+
 
 def random_rotations(count: int, config: SyntheticConfig, gen: torch.Generator) -> torch.Tensor:
     """``(B, 3)`` axis-angle rotations with uniform pitch, yaw and roll."""
