@@ -194,7 +194,10 @@ def _refine(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, c
         if sparse.mapping.view is not None:
             offsets = sparse.mapping.view.camera_offsets(matrix_to_axis_angle(rotation), translation)
         points = _posed(problem, rotation, translation, shape, offsets)
-        return _Iterate(rotation, translation, shape, offsets, points, _objective(problem, config, points, shape))
+        loss = _objective(problem, config, points, shape)
+        # a step that puts points behind the camera (z >= 0) or overflows is never taken
+        bad = ~torch.isfinite(loss) | (points[..., 2] >= -1e-3).any(-1)
+        return _Iterate(rotation, translation, shape, offsets, points, torch.where(bad, torch.inf, loss))
 
     def moved(it: _Iterate, step: torch.Tensor) -> _Iterate:
         shape = it.shape + step[:, N_POSE:]

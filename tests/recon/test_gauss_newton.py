@@ -77,3 +77,16 @@ def test_rejects_a_mismatched_warm_start(sparse):
     _, target, init = _problem(sparse, batch=3)
     with pytest.raises(ValueError, match="init has 2 faces but target has 3"):
         refine_landmarks(sparse, target, init.select(slice(0, 2)))
+
+
+def test_view_offsets_and_a_step_through_the_camera_are_handled(model):
+    sparse = SparseLandmarks.build(model, mediapipe478_mapping(calibrated=True, view_offsets=True))
+    truth, target, init = _problem(sparse, batch=2, seed=9)
+    config = FitConfig()
+    solved = refine_landmarks(sparse, target, init, config, SolverConfig(iterations=10))
+    assert bool((_objective(sparse, solved, target, config) < _objective(sparse, init, target, config)).all())
+    # a head 2 cm from the camera: steps that would cross the image plane are refused, values stay finite
+    near = FaceCoeffs(init.identity, init.expression, init.rotation, init.translation * 0 + torch.tensor([0, 0, -2.0]),
+                      init.focal, init.principal, init.lighting, init.albedo)
+    odd = refine_landmarks(sparse, target, near, config, SolverConfig(iterations=3))
+    assert torch.isfinite(odd.translation).all() and bool((odd.translation[:, 2] < 0).all())
