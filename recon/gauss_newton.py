@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from .coeffs import FaceCoeffs
-from .fitting import FitConfig, LandmarkTarget, coeffs_from_state, FitState, huber, threads
+from .fitting import FitConfig, LandmarkTarget, huber, threads
 from .geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from .sparse import SparseLandmarks
 
@@ -171,7 +171,7 @@ def refine_landmarks(sparse: SparseLandmarks, target: LandmarkTarget, init: Face
     sparse: the landmark mapping with its sparse model; target: ``(B, N, 2)`` renderer pixels
     with weights; init: ``FaceCoeffs`` of B faces (camera taken from it, kept fixed).
     config: the objective's weights (``huber_delta``, ``identity_prior``, ``expression_prior``).
-    Returns detached :class:`FaceCoeffs` (ambient light, grey albedo), as ``fit_landmarks``.
+    Returns detached :class:`FaceCoeffs`; camera, lighting and albedo are the warm start's.
     """
     batch = target.points.shape[0]
     if init.batch_size != batch:
@@ -218,6 +218,6 @@ def _refine(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, c
                               torch.where(better, damping, damping * 4))
         it = best.where(better, it)
     rotation, translation, shape = it.rotation, it.translation, it.shape
-    state = FitState(matrix_to_axis_angle(rotation).to(out_dtype), translation.to(out_dtype),
-                     shape[:, :100].to(out_dtype), shape[:, 100:].to(out_dtype))
-    return coeffs_from_state(state, init.focal, init.principal, config.albedo_regions)
+    return FaceCoeffs(shape[:, :100].to(out_dtype), shape[:, 100:].to(out_dtype),
+                      matrix_to_axis_angle(rotation).to(out_dtype), translation.to(out_dtype),
+                      init.focal, init.principal, init.lighting, init.albedo)

@@ -93,9 +93,11 @@ def test_bad_photos_are_one_line_errors_and_write_nothing(tmp_path):
 @pytest.mark.parametrize("mode", ["fast", "refine"])
 def test_regressor_modes_write_a_head_whose_landmarks_fit_the_photo(mode, lfpw_photo, tmp_path):
     out = tmp_path / "head.glb"
-    result = runner.invoke(app, ["reconstruct", str(lfpw_photo), "-o", str(out), "--mode", mode, "--no-texture"])
+    result = runner.invoke(app, ["reconstruct", str(lfpw_photo), "-o", str(out), "--mode", mode])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["head.glb", "head.json", "head_preview.png"]
+    gltf = pygltflib.GLTF2().load(str(out))
+    assert len(gltf.images) == 1  # the face texture is baked in these modes too
     record = json.loads(out.with_suffix(".json").read_text())
     error = nme(np.array(record["landmarks"]["ibug68"]), read_pts(lfpw_photo.with_suffix(".pts")))
     assert error < (0.08 if mode == "fast" else 0.06), error
