@@ -178,7 +178,9 @@ _OUTPUT_HELP = "Output folder (one folder per input, manifest.sqlite)."
 _RETRY_HELP = "Retry inputs that failed before."
 _RAY_HELP = "Existing Ray cluster (with --engine ray); its nodes must see the input and output folders."
 _QUIET_HELP = "No progress display or summary table."
-_OPTION_HELP = "Job option KEY=VALUE (repeatable), e.g. -O thumbnail_size=128."
+_OPTION_HELP = ("Job option KEY=VALUE (repeatable). track: pose, smooth, max_frames, preview, "
+                "mode=accurate|refine|fast; reconstruct: face_index, texture, preview, mode; "
+                "probe: thumbnail_size. E.g. -O mode=fast.")
 
 
 def batch_command(

@@ -26,7 +26,11 @@ class TrackOptions:
     smooth: float = 0.02
     max_frames: int | None = None
     preview: bool = False
+    mode: str = "accurate"
     assets: str = field(default="", metadata=NO_OUTPUT_EFFECT)
+
+    def __post_init__(self) -> None:
+        _check_mode(self.mode)
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,18 @@ class ReconstructOptions:
     face_index: int = 0
     texture: bool = True
     preview: bool = False
+    mode: str = "accurate"
     assets: str = field(default="", metadata=NO_OUTPUT_EFFECT)
+
+    def __post_init__(self) -> None:
+        _check_mode(self.mode)
+
+
+def _check_mode(mode: str) -> None:
+    from facecast.recon.photo import MODES
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
 def load_model(options: TrackOptions | ReconstructOptions):
@@ -56,7 +71,8 @@ def run_track(input_path: Path, output_dir: Path, options: TrackOptions, model) 
     from facecast.pipelines.track import TrackJobConfig, track
     from facecast.recon.tracking import TrackConfig
 
-    config = TrackJobConfig(tracking=replace(TrackConfig(), temporal_weight=options.smooth), pose=options.pose,
+    config = TrackJobConfig(tracking=replace(TrackConfig(), temporal_weight=options.smooth, mode=options.mode),
+                            pose=options.pose,
                             max_frames=options.max_frames, preview=options.preview)
     summary = track(input_path, output_dir, config, model=model, show_progress=False)
     names = tuple(sorted(p.relative_to(output_dir).as_posix() for p in summary.files))
@@ -72,7 +88,8 @@ def run_reconstruct(input_path: Path, output_dir: Path, options: ReconstructOpti
     from facecast.recon.photo import PhotoConfig
 
     start = time.perf_counter()
-    config = ReconstructConfig(photo=PhotoConfig(face_index=options.face_index), bake_texture=options.texture)
+    config = ReconstructConfig(photo=PhotoConfig(mode=options.mode, face_index=options.face_index),
+                               bake_texture=options.texture)
     written = reconstruct(input_path, output_dir / "head.glb", (), config, model=model, preview=options.preview)
     names = tuple(sorted(p.relative_to(output_dir).as_posix() for p in written))
     return JobResult(names, 1, time.perf_counter() - start)

@@ -67,3 +67,21 @@ def test_reconstruct_job_marks_faceless_photos_failed(shared_dir, tmp_path):
     assert summary.exit_code == 1
     record = json.loads((out / "face_jpg" / "head.json").read_text())
     assert len(record["landmarks"]["ibug68"]) == 68
+
+
+def test_jobs_take_the_fit_mode(shared_dir, tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    shutil.copy(shared_dir / "media/lfpw68-train/image_0002.jpg", src / "face.jpg")
+    out = tmp_path / "out"
+    summary = batch.run([str(src)], out, job="reconstruct", workers=1, job_options={"mode": "refine"})
+    assert summary.exit_code == 0 and _statuses(out)["face.jpg"][0] == "done"
+    accurate = tmp_path / "accurate"
+    batch.run([str(src)], accurate, job="reconstruct", workers=1, job_options={"texture": "false"})
+    refined = json.loads((out / "face_jpg" / "head.json").read_text())["landmarks"]["ibug68"]
+    fitted = json.loads((accurate / "face_jpg" / "head.json").read_text())["landmarks"]["ibug68"]
+    # the two modes fit the same face to within a few pixels, and they are different fits
+    gap = np.linalg.norm(np.array(refined) - np.array(fitted), axis=1)
+    assert 0 < gap.mean() < 6, gap.mean()
+    with pytest.raises(batch.BatchUsageError, match="mode must be one of fast, refine, accurate"):
+        batch.run([str(src)], tmp_path / "bad", job="track", workers=1, job_options={"mode": "quick"})
