@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecast.recon.landmarks import DetectedFace
+from facecast.recon.regressor_inputs import faces_from_points
 from facecast.recon.regressor import Regressor, RegressorConfig, coeffs_from_output, load_regressor
 
 
@@ -41,7 +41,7 @@ def latency(regressor: Regressor, repeats: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
     points = rng.uniform(0, 1, (478, 2)) * [180, 220] + [230, 130]
-    face = DetectedFace(np.concatenate([points.min(0), points.max(0)]), 1.0, points, "mediapipe478")
+    face = faces_from_points(points[None], score=1.0)[0]
     inputs = regressor.prepare([face], [image])
     with torch.no_grad():
         flat = regressor(inputs.crops, inputs.landmarks)

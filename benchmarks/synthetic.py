@@ -129,8 +129,8 @@ def score(path: str, model: MorphableModel, truth: Truth, fitted: list[FaceCoeff
 
 def fit_points(reconstructor, truth: Truth, size: int, noise: float, seed: int) -> tuple[list, float]:
     """The ``points`` path: true MediaPipe points + noise -> fit (one batch)."""
-    from facecast.recon.landmarks import DetectedFace
     from facecast.recon.photo import PIXEL_OFFSET
+    from facecast.recon.regressor_inputs import faces_from_points
 
     focal = torch.full((len(truth.identity),), FOCAL_FACTOR * size)
     principal = torch.full((len(truth.identity), 2), size / 2.0)
@@ -138,7 +138,7 @@ def fit_points(reconstructor, truth: Truth, size: int, noise: float, seed: int) 
         points = reconstructor.sparse.evaluate(truth.identity, truth.expression, truth.rotation, truth.translation)
         pixels = project_points(points, focal, principal).numpy().astype(np.float64) - PIXEL_OFFSET
     pixels += noise * np.random.default_rng(seed).standard_normal(pixels.shape)
-    faces = [DetectedFace(np.concatenate([p.min(0), p.max(0)]), float("nan"), p, "mediapipe478") for p in pixels]
+    faces = faces_from_points(pixels)
     start = time.perf_counter()
     results = reconstructor.fit(faces, [(size, size)] * len(faces))
     return [r.coeffs for r in results], (time.perf_counter() - start) / len(faces)

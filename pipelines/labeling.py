@@ -33,18 +33,6 @@ class LabelSummary:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def check_labels_output(path: Path) -> Path:
-    """Fail early unless ``path`` is a ``.npz`` in a writable folder (created when missing)."""
-    if path.suffix.lower() != ".npz":
-        raise UserError(f"pseudo-labels are written as .npz, got {path.name}")
-    if path.is_dir():
-        raise UserError(f"cannot write {path}: it is a folder")
-    from facecast.pipelines.training import check_weights_output
-
-    check_weights_output(path.with_suffix(".safetensors"))  # same folder checks
-    return path
-
-
 def media_frames(path: Path, every: int, max_frames: int | None) -> Iterator[tuple[str, np.ndarray]]:
     """``(source name, RGB frame)`` of a photo, or of every ``every``-th frame of a video."""
     from facecast.pipelines.media import iter_frames, read_image
@@ -66,6 +54,7 @@ def label_media(inputs: list[Path], output: Path, mode: str = "refine", every: i
                 log: Callable[[str], None] = print) -> LabelSummary:
     """Label the faces of ``inputs`` (photos and videos) and write ``output`` (.npz)."""
     from facecast.pipelines.errors import is_user_error
+    from facecast.pipelines.training import check_output_file
     from facecast.recon.model import MorphableModel
     from facecast.recon.landmarks import sort_faces
     from facecast.recon.photo import PhotoConfig, PhotoReconstructor
@@ -77,7 +66,7 @@ def label_media(inputs: list[Path], output: Path, mode: str = "refine", every: i
         raise UserError(f"--every must be >= 1, got {every}")
     if not inputs:
         raise UserError("no inputs: give photos and/or videos")
-    check_labels_output(output)
+    check_output_file(output, ".npz", "pseudo-labels")
     fitter = PhotoReconstructor(MorphableModel.load(assets), config=PhotoConfig(mode=mode))
     summary, parts, pending = LabelSummary(output, 0, 0), [], []
 

@@ -28,10 +28,10 @@ class TrainSummary:
     last_line: str
 
 
-def check_weights_output(path: Path) -> Path:
-    """Fail early unless ``path`` is a writable ``.safetensors`` file name (parent folders are created)."""
-    if path.suffix.lower() != ".safetensors":
-        raise UserError(f"weights must be written as .safetensors, got {path.name}")
+def check_output_file(path: Path, suffix: str, what: str) -> Path:
+    """Fail early unless ``path`` is a writable ``suffix`` file name (parent folders are created)."""
+    if path.suffix.lower() != suffix:
+        raise UserError(f"{what} must be written as {suffix}, got {path.name}")
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder")
     try:
@@ -41,6 +41,11 @@ def check_weights_output(path: Path) -> Path:
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {path}: folder {path.parent} is not writable")
     return path
+
+
+def check_weights_output(path: Path) -> Path:
+    """Fail early unless ``path`` is a writable ``.safetensors`` file name (parent folders are created)."""
+    return check_output_file(path, ".safetensors", "weights")
 
 
 def load_texture(path: str | Path) -> np.ndarray:

@@ -21,7 +21,7 @@ import torch
 
 from .albedo import DEFAULT_COLOURS
 from .coeffs import FaceCoeffs
-from .regressor_inputs import N_LANDMARKS, prepare_inputs
+from .regressor_inputs import N_LANDMARKS, faces_from_points, prepare_inputs
 from .train_data import TrainBatch
 
 FORMAT = "facecast-pseudo-labels-1"
@@ -61,9 +61,12 @@ class PseudoLabels:
         """Write ``path`` (.npz) through a temporary file: never half-written."""
         path = Path(path)
         temporary = path.with_name(path.name + ".tmp.npz")
-        np.savez(temporary, format=FORMAT, sources=np.array(self.sources, dtype=str),
-                 **{name: getattr(self, name) for name in ARRAYS})
-        os.replace(temporary, path)
+        try:
+            np.savez(temporary, format=FORMAT, sources=np.array(self.sources, dtype=str),
+                     **{name: getattr(self, name) for name in ARRAYS})
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
         return path
 
     @classmethod
@@ -85,14 +88,11 @@ class PseudoLabels:
 
     def training_batch(self, crop_size: int, crop_scale: float, focal_factor: float) -> TrainBatch:
         """All faces as a landmark-only :class:`TrainBatch` (fitted coefficients as the truth)."""
-        from .landmarks import DetectedFace
         from .photo import PIXEL_OFFSET
         from facecast.render.shading import ambient_light
 
         count = len(self)
-        faces = [DetectedFace(np.concatenate([p.min(0), p.max(0)]), float("nan"), p, "mediapipe478")
-                 for p in self.points.astype(np.float64)]
-        inputs = prepare_inputs(faces, None, crop_size, crop_scale, with_crops=False,
+        inputs = prepare_inputs(faces_from_points(self.points), None, crop_size, crop_scale, with_crops=False,
                                 sizes=[tuple(int(v) for v in s) for s in self.image_size])
         focal, principal = inputs.frame.camera(focal_factor)
         as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731

@@ -153,6 +153,17 @@ class RegressorInputs:
         return RegressorInputs(crops, torch.cat([i.landmarks for i in items]), CropFrame.cat([i.frame for i in items]))
 
 
+def faces_from_points(points: np.ndarray, score: float = float("nan")) -> list:
+    """MediaPipe-478 :class:`~facecast.recon.landmarks.DetectedFace` s for points ``(B, 478, 2)``
+    (detector pixels), each boxed tightly around its points."""
+    from .landmarks import DetectedFace
+
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 3 or points.shape[1:] != (N_LANDMARKS, 2):
+        raise ValueError(f"points must have shape (B, {N_LANDMARKS}, 2), got {points.shape}")
+    return [DetectedFace(np.concatenate([p.min(0), p.max(0)]), score, p, "mediapipe478") for p in points]
+
+
 def prepare_inputs(faces: list, images: list[np.ndarray] | None, size: int, crop_scale: float,
                    with_crops: bool = True, sizes: list[tuple[int, int]] | None = None) -> RegressorInputs:
     """Detector faces (MediaPipe 478, one per image) and RGB uint8 images ``(H, W, 3)`` -> inputs.

@@ -100,14 +100,11 @@ def estimate_identity(sparse: SparseLandmarks, frames: list[FrameLandmarks],
 
 def regress_frames(regressor, frames: list[FrameLandmarks], dtype: torch.dtype) -> FaceCoeffs:
     """Regressor coefficients of frames with a face (points in renderer pixels, as the tracker holds them)."""
-    from .landmarks import DetectedFace
     from .photo import PIXEL_OFFSET
+    from .regressor_inputs import faces_from_points
 
-    faces = []
-    for frame in frames:
-        points = frame.points.detach().cpu().double().numpy() - PIXEL_OFFSET
-        faces.append(DetectedFace(np.concatenate([points.min(0), points.max(0)]), float("nan"), points,
-                                  "mediapipe478"))
+    points = torch.stack([f.points for f in frames]).detach().cpu().double().numpy() - PIXEL_OFFSET
+    faces = faces_from_points(points)
     return regressor.predict(faces, None, [f.image_size for f in frames]).to(dtype)
 
 

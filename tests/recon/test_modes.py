@@ -10,7 +10,7 @@ from facecast.recon.coeffs import FaceCoeffs, project_points
 from facecast.recon.landmarks import DetectedFace
 from facecast.recon.photo import PIXEL_OFFSET, PhotoConfig, PhotoReconstructor
 from facecast.recon.regressor import WeightsError, load_regressor, read_metadata, shipped_regressor_path
-from facecast.recon.regressor_inputs import prepare_inputs
+from facecast.recon.regressor_inputs import faces_from_points, prepare_inputs
 from facecast.recon.tracking import FrameLandmarks, TrackConfig, VideoTracker
 
 SIZE = (480, 640)
@@ -37,7 +37,7 @@ def _faces(reconstructor: PhotoReconstructor, truth, noise: float = 0.7, seed: i
     with torch.no_grad():
         pixels = project_points(reconstructor.sparse.evaluate(*truth), focal, principal).double().numpy()
     pixels += noise * np.random.default_rng(seed).standard_normal(pixels.shape) - PIXEL_OFFSET
-    return [DetectedFace(np.concatenate([p.min(0), p.max(0)]), float("nan"), p, "mediapipe478") for p in pixels]
+    return faces_from_points(pixels)
 
 
 def _rotation_error_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

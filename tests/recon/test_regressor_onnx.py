@@ -42,7 +42,7 @@ def test_onnx_matches_torch_on_random_inputs(tmp_path, name):
 
 
 def test_onnx_twin_predicts_the_same_coeffs(tmp_path):
-    from facecast.recon.landmarks import DetectedFace
+    from facecast.recon.regressor_inputs import faces_from_points
 
     config = CONFIGS["two branches"]
     torch.manual_seed(1)
@@ -50,7 +50,7 @@ def test_onnx_twin_predicts_the_same_coeffs(tmp_path):
     twin = OnnxRegressor(export_onnx(regressor, tmp_path / "r.onnx"))
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 1, (478, 2)) * 80 + 60
-    face = DetectedFace(np.concatenate([points.min(0), points.max(0)]), 1.0, points, "mediapipe478")
+    face = faces_from_points(points[None], score=1.0)[0]
     image = rng.integers(0, 255, (200, 240, 3), dtype=np.uint8)
     a, b = regressor.predict([face], [image]), twin.predict([face], [image])
     for name in ("identity", "expression", "rotation", "translation", "focal", "principal", "lighting", "albedo"):
