@@ -31,6 +31,8 @@ def reconstruct(
     ply: Annotated[bool, typer.Option("--ply", help="Also write a PLY beside it.")] = False,
     mode: Annotated[str, typer.Option(help=_MODE_HELP)] = "accurate",
     face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
+    all_faces: Annotated[bool, typer.Option("--all-faces", help="Reconstruct every face found, largest first: "
+                                            "NAME_0.glb, NAME_1.glb, ... each with its JSON and preview.")] = False,
     texture: Annotated[bool, typer.Option(help="Bake a face texture from the photo.")] = True,
     preview: Annotated[bool, typer.Option(help="Write NAME_preview.png with the mesh over the photo.")] = True,
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
@@ -50,10 +52,12 @@ def reconstruct(
         raise UserError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if face_index < 0:
         raise UserError("--face-index must be >= 0")
+    if all_faces and face_index:
+        raise UserError("--all-faces and --face-index exclude each other")
     check_output(output)
     extra = tuple(s for s, on in ((".obj", obj), (".ply", ply)) if on and s != output.suffix.lower())
     config = ReconstructConfig(photo=PhotoConfig(mode=mode, face_index=face_index), bake_texture=texture)
-    written = run(photo, output, extra, config, assets=assets, preview=preview)
+    written = run(photo, output, extra, config, assets=assets, preview=preview, all_faces=all_faces)
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
 

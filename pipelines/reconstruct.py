@@ -23,6 +23,7 @@ import torch
 
 from facecast.recon.albedo import REGIONS
 from facecast.recon.arkit import ARKIT_52, to_arkit
+from facecast.recon.coeffs import FaceCoeffs
 from facecast.recon.model import MorphableModel
 from facecast.recon.photo import PIXEL_OFFSET, PhotoConfig, PhotoReconstructor, PhotoResult, target_from_faces
 from facecast.recon.photometric import PhotometricConfig, PhotometricFitter
@@ -78,14 +79,26 @@ class PhotoPipeline:
 
     def run(self, image: np.ndarray, source: str = "image") -> Reconstruction:
         """Reconstruct the configured face of ``image`` (RGB uint8 ``(H, W, 3)``)."""
-        result = self.photo.reconstruct(image, source)
-        target = target_from_faces([result.detected], [result.image_size], self.photo.mapping,
-                                   self.config.photo.iris_weight, self.model.neutral.dtype)
-        coeffs = result.coeffs
+        return self.run_faces(image, source, self.config.photo.face_index)[0]
+
+    def run_faces(self, image: np.ndarray, source: str = "image", face_index: int | None = 0) -> list[Reconstruction]:
+        """Reconstruct face ``face_index`` of ``image`` (0 = the largest), or all of them (``None``,
+        largest first), fitted together in one batch."""
+        from facecast.recon.landmarks import select_faces
+
+        faces = select_faces(self.photo.detector.detect(image), face_index, source=source)
+        size = image.shape[:2]
+        results = self.photo.fit(faces, [size] * len(faces), [image] * len(faces))
+        coeffs = FaceCoeffs.cat([r.coeffs for r in results])
         if self.config.photo.mode == "accurate":  # fast / refine: no pass through the renderer
-            coeffs = self.photometric.refine(coeffs, [image], target, self.config.photo.fit)
+            target = target_from_faces(faces, [size] * len(faces), self.photo.mapping,
+                                       self.config.photo.iris_weight, self.model.neutral.dtype)
+            coeffs = self.photometric.refine(coeffs, [image] * len(faces), target, self.config.photo.fit)
+        return [self._export(coeffs.select(k), faces[k], image, source) for k in range(len(faces))]
+
+    def _export(self, coeffs: FaceCoeffs, face, image: np.ndarray, source: str) -> Reconstruction:
         l68, l478 = self._landmarks(coeffs)
-        result = PhotoResult(coeffs, result.image_size, result.detected, l68, l478)
+        result = PhotoResult(coeffs, image.shape[:2], face, l68, l478)
         texture = bake_texture(self.model, coeffs, image, self.config.texture) if self.config.bake_texture else None
         mesh = build_avatar(self.model, coeffs.identity[0].numpy(), self.config.regions)
         if texture is not None and "M_Face" in mesh.material_names:
@@ -161,11 +174,13 @@ def load_photo(photo: str | Path | None) -> tuple[np.ndarray, str]:
 
 def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tuple[str, ...] = (),
                 config: ReconstructConfig = ReconstructConfig(), model: MorphableModel | None = None,
-                assets: str | Path | None = None, preview: bool = True) -> list[Path]:
+                assets: str | Path | None = None, preview: bool = True, all_faces: bool = False) -> list[Path]:
     """Reconstruct the face of ``photo`` (``None``: the built-in astronaut) and write ``output``
     (.glb/.obj/.ply) and its companions.
 
     extra_formats: more mesh formats (``(".obj", ".ply")``) written beside ``output``.
+    all_faces: every face found, largest first, as ``NAME_0.glb``, ``NAME_1.glb``, ... (each with
+    its JSON and preview) instead of ``config.photo.face_index`` alone.
     Returns the paths written. Raises user errors (``MediaError``, ``NoFaceError``,
     ``ExportError``, ``AssetError``) before anything is written.
     """
@@ -174,12 +189,19 @@ def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tup
         check_output(output.with_suffix(suffix))
     image, source = load_photo(photo)
     model = model or MorphableModel.load(assets)
-    rec = PhotoPipeline(model, config).run(image, source)
-    picture = None
-    if preview:
-        from .overlay import draw_fit
+    pipeline = PhotoPipeline(model, config)
+    if not all_faces:
+        named = [(output, pipeline.run(image, source))]
+    else:
+        recs = pipeline.run_faces(image, source, None)
+        named = [(output.with_name(f"{output.stem}_{k}{output.suffix}"), rec) for k, rec in enumerate(recs)]
+    files: dict[str, bytes] = {}
+    for path, rec in named:
+        picture = None
+        if preview:
+            from .overlay import draw_fit
 
-        faces = model.triangles(("head", "eyeballs"))
-        picture = _png(draw_fit(model, faces, rec.result.coeffs, image, rec.result.landmarks68))
-    files = output_files(rec, output, extra_formats, model.expression_names, picture)
+            faces = model.triangles(("head", "eyeballs"))
+            picture = _png(draw_fit(model, faces, rec.result.coeffs, image, rec.result.landmarks68))
+        files.update(output_files(rec, path, extra_formats, model.expression_names, picture))
     return write_files(output.parent, files)

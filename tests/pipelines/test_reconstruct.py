@@ -101,3 +101,30 @@ def test_regressor_modes_write_a_head_whose_landmarks_fit_the_photo(mode, lfpw_p
     record = json.loads(out.with_suffix(".json").read_text())
     error = nme(np.array(record["landmarks"]["ibug68"]), read_pts(lfpw_photo.with_suffix(".pts")))
     assert error < (0.08 if mode == "fast" else 0.06), error
+
+
+def test_all_faces_of_a_group_photo_get_their_own_heads(shared_dir, tmp_path):
+    """Two annotated photos side by side: two heads, largest first, each fitting its own annotation."""
+    folder = shared_dir / "media/lfpw68-train"
+    left, right = (np.asarray(Image.open(folder / f"image_000{k}.jpg").convert("RGB")) for k in (1, 2))
+    canvas = np.full((max(left.shape[0], right.shape[0]), left.shape[1] + right.shape[1], 3), 90, np.uint8)
+    canvas[:left.shape[0], :left.shape[1]] = left
+    canvas[:right.shape[0], left.shape[1]:] = right
+    Image.fromarray(canvas).save(tmp_path / "group.png")
+    out = tmp_path / "out" / "people.glb"
+    result = runner.invoke(app, ["reconstruct", str(tmp_path / "group.png"), "-o", str(out), "--all-faces",
+                                 "--mode", "refine", "--no-texture"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "people_0.glb", "people_0.json", "people_0_preview.png", "people_1.glb", "people_1.json", "people_1_preview.png"]
+    truths = [read_pts(folder / "image_0001.pts"), read_pts(folder / "image_0002.pts") + [left.shape[1], 0]]
+    records = [json.loads((out.parent / f"people_{k}.json").read_text()) for k in (0, 1)]
+    boxes = [np.ptp(np.array(r["landmarks"]["detected_mediapipe478"]), axis=0).prod() for r in records]
+    assert boxes[0] >= boxes[1]  # largest first
+    for record in records:
+        points = np.array(record["landmarks"]["ibug68"])
+        error = min(nme(points, truth) for truth in truths)
+        assert error < 0.06, error
+    assert {int(np.argmin([nme(np.array(r["landmarks"]["ibug68"]), t) for t in truths])) for r in records} == {0, 1}
+    assert runner.invoke(app, ["reconstruct", str(tmp_path / "group.png"), "-o", str(out), "--all-faces",
+                               "--face-index", "1"]).exit_code == 2
