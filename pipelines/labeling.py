@@ -16,10 +16,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from facecast.pipelines.batch_probe import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from facecast.pipelines.errors import UserError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"})
 FIT_CHUNK = 64  # faces fitted per batch
 
 

@@ -24,6 +24,7 @@ import torch
 from facecast.recon.albedo import REGIONS
 from facecast.recon.arkit import ARKIT_52, to_arkit
 from facecast.recon.coeffs import FaceCoeffs
+from facecast.recon.landmarks import select_faces
 from facecast.recon.model import MorphableModel
 from facecast.recon.photo import PIXEL_OFFSET, PhotoConfig, PhotoReconstructor, PhotoResult, target_from_faces
 from facecast.recon.photometric import PhotometricConfig, PhotometricFitter
@@ -84,8 +85,6 @@ class PhotoPipeline:
     def run_faces(self, image: np.ndarray, source: str = "image", face_index: int | None = 0) -> list[Reconstruction]:
         """Reconstruct face ``face_index`` of ``image`` (0 = the largest), or all of them (``None``,
         largest first), fitted together in one batch."""
-        from facecast.recon.landmarks import select_faces
-
         faces = select_faces(self.photo.detector.detect(image), face_index, source=source)
         size = image.shape[:2]
         results = self.photo.fit(faces, [size] * len(faces), [image] * len(faces))
@@ -196,12 +195,12 @@ def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tup
         recs = pipeline.run_faces(image, source, None)
         named = [(output.with_name(f"{output.stem}_{k}{output.suffix}"), rec) for k, rec in enumerate(recs)]
     files: dict[str, bytes] = {}
+    triangles = model.triangles(("head", "eyeballs")) if preview else None
     for path, rec in named:
         picture = None
         if preview:
             from .overlay import draw_fit
 
-            faces = model.triangles(("head", "eyeballs"))
-            picture = _png(draw_fit(model, faces, rec.result.coeffs, image, rec.result.landmarks68))
+            picture = _png(draw_fit(model, triangles, rec.result.coeffs, image, rec.result.landmarks68))
         files.update(output_files(rec, path, extra_formats, model.expression_names, picture))
     return write_files(output.parent, files)

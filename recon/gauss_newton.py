@@ -68,7 +68,8 @@ def _posed(problem: _Problem, rotation: torch.Tensor, translation: torch.Tensor,
 
 
 def _project(problem: _Problem, points: torch.Tensor) -> torch.Tensor:
-    """Pixels ``(B, N, 2)``: ``u = cx - f X / Z``, ``v = cy + f Y / Z`` (camera looks down -z)."""
+    """Pixels ``(B, N, 2)``: ``u = cx - f X / Z``, ``v = cy + f Y / Z`` (camera looks down -z), the
+    projection of :func:`facecast.recon.coeffs.project_points` written out for its Jacobian."""
     f = problem.focal[:, None]
     z = points[..., 2]
     u = problem.principal[:, None, 0] - f * points[..., 0] / z
