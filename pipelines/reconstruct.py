@@ -24,7 +24,6 @@ import torch
 from facecast.recon.albedo import REGIONS
 from facecast.recon.arkit import ARKIT_52, to_arkit
 from facecast.recon.coeffs import FaceCoeffs
-from facecast.recon.landmarks import select_faces
 from facecast.recon.model import MorphableModel
 from facecast.recon.photo import PIXEL_OFFSET, PhotoConfig, PhotoReconstructor, PhotoResult, target_from_faces
 from facecast.recon.photometric import PhotometricConfig, PhotometricFitter
@@ -85,7 +84,7 @@ class PhotoPipeline:
     def run_faces(self, image: np.ndarray, source: str = "image", face_index: int | None = 0) -> list[Reconstruction]:
         """Reconstruct face ``face_index`` of ``image`` (0 = the largest), or all of them (``None``,
         largest first), fitted together in one batch."""
-        faces = select_faces(self.photo.detector.detect(image), face_index, source=source)
+        faces = self.photo.detect_faces(image, source, face_index)
         size = image.shape[:2]
         results = self.photo.fit(faces, [size] * len(faces), [image] * len(faces))
         coeffs = FaceCoeffs.cat([r.coeffs for r in results])

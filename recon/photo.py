@@ -117,7 +117,12 @@ class PhotoReconstructor:
 
     def detect(self, image: np.ndarray, name: str = "image") -> DetectedFace:
         """The configured face of ``image`` (RGB uint8 ``(H, W, 3)``); :class:`NoFaceError` if none."""
-        return select_faces(self.detector.detect(image), self.config.face_index, source=name)[0]
+        return self.detect_faces(image, name, self.config.face_index)[0]
+
+    def detect_faces(self, image: np.ndarray, name: str = "image", face_index: int | None = 0) -> list[DetectedFace]:
+        """Face ``face_index`` of ``image`` (0 = the largest) as a list of one, or all faces, largest
+        first (``None``); :class:`NoFaceError` if none."""
+        return select_faces(self.detector.detect(image), face_index, source=name)
 
     def fit(self, faces: list[DetectedFace], sizes: list[tuple[int, int]],
             images: list[np.ndarray] | None = None) -> list[PhotoResult]:

@@ -109,7 +109,7 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(config.seed + 1)
         self.real_gen = torch.Generator().manual_seed(config.seed + 2)
         self.real = real_samples(config)
-        if r.landmark_branch:
+        if r.landmark_branch and config.init_weights is None:  # init weights bring their whitening
             whitening = self.data.sample(WHITENING_FACES, torch.Generator().manual_seed(config.seed + 4), render=False)
             self.regressor.fit_landmark_whitening(whitening.inputs.landmarks)
         self.pool = (self.data.sample(config.pool_size, torch.Generator().manual_seed(config.seed + 3))
