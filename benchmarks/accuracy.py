@@ -11,7 +11,7 @@ Rows per dataset:
 - ``reconstruct``: ``PhotoResult.landmarks68`` (what the product returns);
 - ``mesh:<name>``: other 68-point definitions on the same fitted meshes
   (``mediapipe68``: the ``MEDIAPIPE_TO_IBUG68`` points of the MediaPipe mapping;
-  ``ibug``: the table of :mod:`facecast.recon.ibug`; ``ict``: ICT's landmark
+  ``ibug``: the table of :mod:`facecast.recon.landmarks.ibug`; ``ict``: ICT's landmark
   vertices with the dynamic jaw contour);
 - ``detector``: the detector's own points mapped to 68 (a reference, not a model).
 
@@ -33,9 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecast.recon.correspondence import MEDIAPIPE_TO_IBUG68
-from facecast.recon.evaluation import (SampleFit, aflw_samples, lfpw_samples, point_errors,
-                                       reconstruct_samples)
+from facecast.recon.landmarks.correspondence import MEDIAPIPE_TO_IBUG68
+from facecast.recon.landmarks.evaluation import SampleFit, aflw_samples, lfpw_samples, point_errors, reconstruct_samples
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SPLITS = ("even", "odd", "all")
@@ -65,7 +64,7 @@ def split_samples(samples: list, split: str) -> list:
 
 def mesh_definitions(model) -> dict:
     """Name -> ``fn(coeffs) -> (B, 68, 2)`` detector pixels, for every available 68-point definition."""
-    from facecast.recon import ibug
+    from facecast.recon.landmarks import ibug
 
     tables = {"mediapipe68": ibug.mediapipe68_table(), "ict": ibug.ict68_table(model.data)}
     if ibug.default_table_path().is_file():
@@ -90,7 +89,7 @@ def dataset_rows(dataset: str, fits: list[SampleFit], definitions: dict) -> list
     rows = [score(dataset, "reconstruct", fits, [f.result.landmarks68 if f.result else None for f in fits])]
     done = [f for f in fits if f.result is not None]
     if done:
-        from facecast.recon.coeffs import FaceCoeffs
+        from facecast.recon.model.coeffs import FaceCoeffs
 
         coeffs = FaceCoeffs.cat([f.result.coeffs for f in done])
         for name, define in definitions.items():
@@ -110,7 +109,7 @@ def format_rows(rows: list[Row]) -> str:
 
 
 def main() -> None:
-    from facecast.recon.gauss_newton import SolverConfig
+    from facecast.recon.fit.levenberg_marquardt import SolverConfig
     from facecast.recon.photo import PhotoConfig, PhotoReconstructor
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -127,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from facecast.recon.model import MorphableModel
+    from facecast.recon.model.morphable import MorphableModel
 
     model = MorphableModel.load()
     reconstructor = PhotoReconstructor(model, config=PhotoConfig(mode=args.mode, regressor=args.regressor,

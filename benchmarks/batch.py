@@ -16,8 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from facecast.pipelines.batch import run
-from facecast.pipelines.batch_jobs import parse_option_pairs
+from facecast.pipelines.batch.jobs import parse_option_pairs
+from facecast.pipelines.batch.runner import run
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "media" / "videos"
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facecast.recon.correspondence import MEDIAPIPE_TO_IBUG68, MEDIAPIPE_TO_IBUG68_COMMON
-from facecast.recon.evaluation import Sample, aflw_samples, lfpw_samples, match_face, nme, read_rgb
-from facecast.recon.landmarks import DetectedFace, LandmarkDetector
+from facecast.recon.landmarks.correspondence import MEDIAPIPE_TO_IBUG68, MEDIAPIPE_TO_IBUG68_COMMON
+from facecast.recon.landmarks.detector import DetectedFace, LandmarkDetector
+from facecast.recon.landmarks.evaluation import Sample, aflw_samples, lfpw_samples, match_face, nme, read_rgb
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 

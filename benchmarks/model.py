@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from facecast.recon.model import MorphableModel
+from facecast.recon.model.morphable import MorphableModel
 
 
 def time_call(fn, repeats: int) -> float:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecast.recon.regressor_inputs import faces_from_points
-from facecast.recon.regressor import Regressor, RegressorConfig, coeffs_from_output, load_regressor
+from facecast.recon.landmarks.detector import faces_from_points
+from facecast.recon.learn.regressor import Regressor, RegressorConfig, coeffs_from_output, load_regressor
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -52,7 +52,7 @@ def latency(regressor: Regressor, repeats: int) -> dict[str, float]:
             "predict (total)": median_ms(lambda: regressor.predict([face], [image]), repeats),
         }
     try:
-        from facecast.recon.regressor_onnx import OnnxRegressor, export_onnx
+        from facecast.recon.learn.onnx_twin import OnnxRegressor, export_onnx
     except ImportError:
         return times
     with tempfile.TemporaryDirectory() as folder:
@@ -64,7 +64,7 @@ def latency(regressor: Regressor, repeats: int) -> dict[str, float]:
 
 def rotation_error_degrees(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     """``(B,)`` geodesic angle between axis-angle rotations ``a`` and ``b`` ``(B, 3)``."""
-    from facecast.recon.geometry import axis_angle_to_matrix
+    from facecast.recon.model.geometry import axis_angle_to_matrix
 
     relative = axis_angle_to_matrix(a.double()) @ axis_angle_to_matrix(b.double()).transpose(1, 2)
     cos = ((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
@@ -73,12 +73,12 @@ def rotation_error_degrees(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
 
 def accuracy(regressor: Regressor, faces: int, seed: int) -> dict[str, float]:
     """Errors on ``faces`` fresh synthetic faces (training distribution, astronaut-free flat texture)."""
-    from facecast.recon.correspondence import mediapipe478_mapping
-    from facecast.recon.losses import reprojection_loss
-    from facecast.recon.model import MorphableModel
-    from facecast.recon.sparse import SparseLandmarks
-    from facecast.recon.synth import SyntheticRenderer
-    from facecast.recon.train_data import SyntheticConfig, SyntheticFaces, flat_texture
+    from facecast.recon.landmarks.correspondence import mediapipe478_mapping
+    from facecast.recon.landmarks.sparse import SparseLandmarks
+    from facecast.recon.learn.losses import reprojection_loss
+    from facecast.recon.learn.synthetic import SyntheticRenderer
+    from facecast.recon.learn.train_data import SyntheticConfig, SyntheticFaces, flat_texture
+    from facecast.recon.model.morphable import MorphableModel
 
     model = MorphableModel.load()
     sparse = SparseLandmarks.build(model, mediapipe478_mapping())

@@ -44,7 +44,7 @@ class PeakRss:
             self.peak = max(self.peak, self.rss() - self.base)
             time.sleep(self.every)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self.base = self.rss()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -108,7 +108,7 @@ def main() -> None:
     os.environ.setdefault("FACECAST_ASSETS", str(REPO.parent / "shared" / "assets"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    from facecast.recon.model import MorphableModel
+    from facecast.recon.model.morphable import MorphableModel
     from facecast.render.backends.pytorch3d import is_available
     from facecast.render.renderer import Renderer, RendererConfig
 

@@ -10,7 +10,7 @@ fit's own default, so no focal mismatch is measured here). Two detection paths:
 
 - ``points``: the true MediaPipe-478 points of the mesh, projected, plus 1 px
   Gaussian noise per coordinate (the optimiser and model alone);
-- ``render``: the face rendered (:class:`facecast.recon.synth.SyntheticRenderer`,
+- ``render``: the face rendered (:class:`facecast.recon.learn.synthetic.SyntheticRenderer`,
   astronaut texture, SH light), MediaPipe on the render (the whole chain; failures =
   renders where MediaPipe finds no face).
 
@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecast.recon.coeffs import FaceCoeffs, project_points
-from facecast.recon.fitting import FOCAL_FACTOR
-from facecast.recon.geometry import axis_angle_to_matrix
-from facecast.recon.model import MorphableModel
-from facecast.recon.topology import REGION_STARTS
+from facecast.recon.fit.landmark_fit import FOCAL_FACTOR
+from facecast.recon.model.coeffs import FaceCoeffs, project_points
+from facecast.recon.model.geometry import axis_angle_to_matrix
+from facecast.recon.model.morphable import MorphableModel
+from facecast.recon.model.topology import REGION_STARTS
 
 PATHS = ("points", "render")
 
@@ -80,7 +80,7 @@ def random_faces(count: int, seed: int, distance: float = 35.0) -> Truth:
     matrices = [axis_angle_to_matrix(torch.tensor([0.0, 0.0, r]))
                 @ axis_angle_to_matrix(torch.tensor([0.0, y, 0.0]))
                 @ axis_angle_to_matrix(torch.tensor([p, 0.0, 0.0])) for p, y, r in euler.tolist()]
-    from facecast.recon.geometry import matrix_to_axis_angle
+    from facecast.recon.model.geometry import matrix_to_axis_angle
 
     rotation = matrix_to_axis_angle(torch.stack(matrices))
     translation = torch.cat([torch.randn(count, 2, generator=gen), torch.full((count, 1), -distance)], dim=1)
@@ -123,14 +123,15 @@ def score(path: str, model: MorphableModel, truth: Truth, fitted: list[FaceCoeff
                        truth.translation[keep]).vertices[:, face]
     mm = np.array([10 * similarity_error(f.numpy().astype(np.float64), t.numpy().astype(np.float64))
                    for f, t in zip(fit_v, true_v)])
-    return Row(path, len(fitted), len(fitted) - len(keep), mae, zero_mae, active_mae, float(rot.mean()), float(np.median(rot)),
+    return Row(path, len(fitted), len(fitted) - len(keep), mae, zero_mae, active_mae,
+               float(rot.mean()), float(np.median(rot)),
                float(mm.mean()), float(np.median(mm)), seconds)
 
 
 def fit_points(reconstructor, truth: Truth, size: int, noise: float, seed: int) -> tuple[list, float]:
     """The ``points`` path: true MediaPipe points + noise -> fit (one batch)."""
-    from facecast.recon.photo import PIXEL_OFFSET
-    from facecast.recon.regressor_inputs import faces_from_points
+    from facecast.recon.landmarks.detector import faces_from_points
+    from facecast.recon.model.coeffs import PIXEL_OFFSET
 
     focal = torch.full((len(truth.identity),), FOCAL_FACTOR * size)
     principal = torch.full((len(truth.identity), 2), size / 2.0)
@@ -146,7 +147,8 @@ def fit_points(reconstructor, truth: Truth, size: int, noise: float, seed: int) 
 
 def fit_renders(reconstructor, model: MorphableModel, truth: Truth, size: int) -> tuple[list, float]:
     """The ``render`` path: render, detect with MediaPipe, fit each face (``None`` where none is found)."""
-    from facecast.recon.synth import SyntheticRenderer, SyntheticScene, astronaut_texture
+    from facecast.recon.learn.synthetic import SyntheticRenderer, SyntheticScene
+    from facecast.recon.photo import astronaut_texture
 
     scene = SyntheticScene(size=size, focal=FOCAL_FACTOR * size, distance=float(-truth.translation[0, 2]))
     renderer = SyntheticRenderer(model, astronaut_texture(model), scene)
@@ -180,7 +182,7 @@ def main() -> None:
     parser.add_argument("--regressor", type=Path, default=None, help="regressor weights (default: shipped)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from facecast.recon.fitting import FitConfig
+    from facecast.recon.fit.landmark_fit import FitConfig
     from facecast.recon.photo import PhotoConfig, PhotoReconstructor
 
     model = MorphableModel.load()

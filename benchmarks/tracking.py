@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecast.pipelines.track import TrackJobConfig, VideoFit, iter_tracked
-from facecast.recon.coeffs import FaceCoeffs
-from facecast.recon.model import MorphableModel
-from facecast.recon.tracking import TrackConfig
+from facecast.pipelines.commands.track import TrackJobConfig, VideoFit, iter_tracked
+from facecast.recon.fit.tracking import TrackConfig
+from facecast.recon.model.coeffs import FaceCoeffs
+from facecast.recon.model.morphable import MorphableModel
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media" / "videos"
 
@@ -42,7 +42,7 @@ def resized(video: Path, size: tuple[int, int], frames: int | None, folder: Path
     import cv2
 
     from facecast.pipelines.media import iter_frames, probe_video
-    from facecast.recon.synth import write_clip
+    from facecast.recon.learn.synthetic import write_clip
 
     images = [cv2.resize(f.rgb, size, interpolation=cv2.INTER_AREA) for f in iter_frames(video, frames)]
     out = folder / f"{video.stem}_{size[0]}x{size[1]}.mp4"
@@ -60,7 +60,8 @@ def run(video: Path, model: MorphableModel, weight: float, frames: int | None, m
     seconds = time.perf_counter() - start
     face = torch.as_tensor(np.flatnonzero(model.data.region_vertex_mask(["face"])))
     still, posed = jitter(model, FaceCoeffs.cat(rows), face)
-    return {"video": video.name, "mode": mode, "temporal_weight": weight, "frames": len(rows), "fps": len(rows) / seconds,
+    return {"video": video.name, "mode": mode, "temporal_weight": weight, "frames": len(rows),
+            "fps": len(rows) / seconds,
             "jitter_expression_mm": still, "jitter_posed_mm": posed, "gaps": len(fit.tracker.gaps)}
 
 

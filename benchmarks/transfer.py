@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecast.pipelines.track import TrackJobConfig
-from facecast.pipelines.transfer import track_driver
-from facecast.recon.model import MorphableModel
-from facecast.recon.tracking import TrackConfig
-from facecast.recon.synth import SyntheticRenderer, astronaut_texture, write_clip
+from facecast.pipelines.commands.track import TrackJobConfig
+from facecast.pipelines.commands.transfer import track_driver
+from facecast.recon.fit.tracking import TrackConfig
+from facecast.recon.learn.synthetic import SyntheticRenderer, write_clip
+from facecast.recon.model.morphable import MorphableModel
+from facecast.recon.photo import astronaut_texture
 from facecast.transfer.retarget import RetargetConfig, retarget
 from facecast.transfer.rigs import IctRig
 

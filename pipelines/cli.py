@@ -1,4 +1,8 @@
-"""The ``facecast`` command line.
+"""The ``facecast`` command line: every command's options and help, in one file.
+
+What each command does is in :mod:`facecast.pipelines.commands` (``reconstruct``, ``track``,
+``transfer``, ``train``, ``label``; ``avatar`` is short and lives here), the batch command in
+:mod:`facecast.pipelines.batch.runner`.
 
 Every command follows the user-error convention of :mod:`facecast.pipelines.errors`
 (one ``error: ...`` line, exit status 2, no traceback); decorate commands with
@@ -17,9 +21,8 @@ from typing import Annotated
 
 import typer
 
-from facecast.pipelines.errors import (USER_ERROR_EXIT, UserError, is_user_error, report_user_error,
-                                       user_errors)
-from facecast.recon.topology import DEFAULT_AVATAR_REGIONS, REGION_GROUPS, REGION_STARTS
+from facecast.pipelines.errors import USER_ERROR_EXIT, UserError, is_user_error, report_user_error, user_errors
+from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS, REGION_GROUPS, REGION_STARTS
 
 app = typer.Typer(
     name="facecast", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -46,6 +49,204 @@ _ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, the
                 "then a download).")
 
 
+_MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default). "
+              "fast: the trained regressor alone (one forward pass). "
+              "refine: the regressor + 8 Levenberg-Marquardt steps of the landmark fit (~10x faster than accurate).")
+_TRACK_MODE_HELP = ("accurate: landmark fit per chunk of frames, warm-started and smoothed (default). "
+                    "fast: the trained regressor per frame (one forward pass). "
+                    "refine: the regressor + a few fit steps per chunk.")
+_FACE_HELP = "Which face when there are several: 0 = the largest, 1 = the next, ..."
+
+
+@app.command()
+@user_errors
+def reconstruct(
+    photo: Annotated[Path | None, typer.Argument(
+        help="Photo to reconstruct (JPEG, PNG, ...; EXIF rotation honoured). "
+             "Without one, the built-in public-domain astronaut photo (scikit-image) is used.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Avatar file: .glb, .obj or .ply.")]
+    = Path("astronaut.glb"),
+    obj: Annotated[bool, typer.Option("--obj", help="Also write an OBJ (+ MTL + texture PNG) beside it.")] = False,
+    ply: Annotated[bool, typer.Option("--ply", help="Also write a PLY beside it.")] = False,
+    mode: Annotated[str, typer.Option(help=_MODE_HELP)] = "accurate",
+    face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
+    all_faces: Annotated[bool, typer.Option("--all-faces", help="Reconstruct every face found, largest first: "
+                                            "NAME_0.glb, NAME_1.glb, ... each with its JSON and preview.")] = False,
+    texture: Annotated[bool, typer.Option(help="Bake a face texture from the photo.")] = True,
+    preview: Annotated[bool, typer.Option(help="Write NAME_preview.png with the mesh over the photo.")] = True,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Reconstruct a textured 3D head from one photo.
+
+    Writes the avatar (-o; GLB: metres, photo texture on the face, the 53 ARKit
+    blendshapes as morph targets), NAME.json (identity, expression and ARKit weights of
+    the photo, head pose, camera, and the model's 68 iBUG and 478 MediaPipe landmarks in
+    image pixels) and NAME_preview.png. All files appear together or not at all.
+    """
+    from facecast.pipelines.commands.reconstruct import ReconstructConfig
+    from facecast.pipelines.commands.reconstruct import reconstruct as run
+    from facecast.pipelines.export import check_output
+    from facecast.recon.photo import MODES, PhotoConfig
+
+    if mode not in MODES:
+        raise UserError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if face_index < 0:
+        raise UserError("--face-index must be >= 0")
+    if all_faces and face_index:
+        raise UserError("--all-faces and --face-index exclude each other")
+    check_output(output)
+    extra = tuple(s for s, on in ((".obj", obj), (".ply", ply)) if on and s != output.suffix.lower())
+    config = ReconstructConfig(photo=PhotoConfig(mode=mode, face_index=face_index), bake_texture=texture)
+    written = run(photo, output, extra, config, assets=assets, preview=preview, all_faces=all_faces)
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@app.command()
+@user_errors
+def track(
+    video: Annotated[Path, typer.Argument(help="Video to track (anything FFmpeg reads: MP4, MOV, ...).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (created if missing).")],
+    meshes: Annotated[str, typer.Option(help="pc2: mesh.obj + one mesh.pc2 point cache; "
+                                             "obj: meshes/frame_NNNNNN.obj per frame.")] = "pc2",
+    pose: Annotated[str, typer.Option(help="full: head motion in the meshes (frame 0 at the origin); "
+                                           "rotation: rotation only; none: expression only.")] = "full",
+    smooth: Annotated[float, typer.Option(help="Weight of the frame-to-frame smoothness term (0 = off).")] = 0.02,
+    face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+    preview: Annotated[bool, typer.Option(help="Write preview.mp4 with the mesh over the video.")] = True,
+    mode: Annotated[str, typer.Option(help=_TRACK_MODE_HELP)] = "accurate",
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Track a face through a video: per-frame meshes, ARKit weights, head pose, landmarks.
+
+    One identity is fitted for the whole clip; each frame's pose and 53 expression
+    weights are fitted with a warm start from the previous frame. Writes mesh.obj +
+    mesh.pc2 (or an OBJ sequence), coeffs.csv / coeffs.jsonl, preview.mp4 and
+    track.json. Frames are streamed: memory does not grow with the video length.
+    """
+    from dataclasses import replace
+
+    from facecast.pipelines.commands.track import TrackJobConfig
+    from facecast.pipelines.commands.track import track as run
+    from facecast.recon.fit.tracking import TrackConfig
+
+    if smooth < 0:
+        raise UserError("--smooth must be >= 0")
+    if max_frames is not None and max_frames < 1:
+        raise UserError("--max-frames must be >= 1")
+    try:
+        config = TrackJobConfig(tracking=replace(TrackConfig(), temporal_weight=smooth, mode=mode), mesh_format=meshes,
+                                pose=pose, face_index=face_index, max_frames=max_frames, preview=preview)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    summary = run(video, output, config, assets=assets)
+    gaps = f"; no face in {len(summary.gaps)} frames (pose held)" if summary.gaps else ""
+    typer.echo(f"tracked {summary.frames} frames at {summary.frames / summary.seconds:.1f} frames/s{gaps}; "
+               f"wrote {', '.join(str(p) for p in summary.files)}")
+
+
+@app.command()
+@user_errors
+def transfer(
+    driver: Annotated[Path, typer.Option(help="Driver video whose expressions are transferred.")],
+    target: Annotated[Path, typer.Option(help="Target: a GLB/glTF/VRM with ARKit-named morph targets, "
+                                               "a coefficients .json (from reconstruct) or a photo.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output file name; each format gets its "
+                                                                 "extension (out.glb, out.csv, ...).")],
+    formats: Annotated[str, typer.Option(help="Comma-separated: glb (animated avatar), csv (Live Link Face), "
+                                              "pc2 (+ .obj; ICT targets), json.")] = "glb",
+    smoothing: Annotated[str, typer.Option(help="zero_phase (offline, no lag) or one_euro (causal).")] = "zero_phase",
+    mirror: Annotated[bool, typer.Option(help="Swap left and right (for a mirrored driver).")] = False,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many driver frames.")] = None,
+    mode: Annotated[str, typer.Option(help="How the driver is tracked: " + _TRACK_MODE_HELP)] = "accurate",
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Animate a target avatar with the expressions and head rotation of a driver video.
+
+    The target's own file is copied and only an animation is added (its meshes,
+    materials and buffers stay byte-identical). Target morph targets are matched to
+    ARKit names case-insensitively (prefixes such as blendShape1. are stripped); names
+    that match nothing are listed in a warning. Frames without a face hold the last pose.
+    """
+    from dataclasses import replace
+
+    from facecast.pipelines.commands.track import TrackJobConfig
+    from facecast.pipelines.commands.transfer import TransferConfig
+    from facecast.pipelines.commands.transfer import transfer as run
+    from facecast.recon.fit.tracking import TrackConfig
+    from facecast.transfer.retarget import RetargetConfig
+
+    if max_frames is not None and max_frames < 1:
+        raise UserError("--max-frames must be >= 1")
+    try:
+        retarget = RetargetConfig(smoothing=smoothing, mirror=mirror)
+        # the retargeting smooths already, so fast mode's own filter is not stacked on it
+        tracking = TrackJobConfig(tracking=replace(TrackConfig(), mode=mode), preview=False, max_frames=max_frames,
+                                  fast_smoothing=False)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    config = TransferConfig(tracking=tracking,
+                            retarget=retarget, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
+    written, track = run(driver, target, output, config, assets=assets)
+    if track.timing:
+        typer.echo(f"warning: {track.timing}", err=True)
+    gaps = f"; no face in {len(track.gaps)} frames (pose held): {track.gaps[:10]}" if track.gaps else ""
+    typer.echo(f"transferred {len(track.weights)} frames at {track.fps:.2f} fps{gaps}; "
+               f"wrote {', '.join(str(p) for p in written)}")
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Path, typer.Option("--config", help="Training config (JSON; keys of "
+                                                          "facecast.recon.learn.train_config.TrainConfig).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Regressor weights to write (.safetensors).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint if it exists.")] = False,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (1 is fastest for these small "
+                                              "networks on a shared machine).")] = 1,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Train the coefficient regressor (the GAN's generator) on synthetic faces.
+
+    Faces with known truth are drawn from the ICT model, their MediaPipe landmarks
+    projected (plus noise) and, for the image branch, their crops rendered. Losses:
+    supervised coefficients, landmark reprojection, priors, an adversarial coefficient
+    critic (weight 0 = off) and, optionally, photometric and image-critic terms through
+    the renderer. Prints one progress line every log_every steps; writes a resumable
+    checkpoint (the config's checkpoint, or OUTPUT with suffix .ckpt) and, at the end,
+    the weights with the training config and data description in their metadata.
+    """
+    from facecast.pipelines.commands.train import run_training
+
+    summary = run_training(config, output, resume, assets=assets, log=typer.echo, threads=threads)
+    typer.echo(f"trained {summary.step} steps; wrote {summary.weights} (checkpoint {summary.checkpoint})")
+
+
+@app.command()
+@user_errors
+def label(
+    inputs: Annotated[list[Path], typer.Argument(help="Photos and/or videos of real faces.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Pseudo-labels to write (.npz).")],
+    mode: Annotated[str, typer.Option(help="Fit giving the labels: refine (regressor + Levenberg-Marquardt, "
+                                           "default) or accurate.")] = "refine",
+    every: Annotated[int, typer.Option(help="Videos: label every N-th frame.")] = 5,
+    max_frames: Annotated[int | None, typer.Option(help="Videos: read at most this many frames each.")] = None,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Fit the largest face of real photos and video frames and save the fits as pseudo-labels.
+
+    The file feeds self-supervised fine-tuning of the regressor: a training config with
+    "pseudo_labels": "labels.npz" (and usually "init_weights" to start from trained weights)
+    mixes these real faces into every batch at "pseudo_fraction". Unreadable inputs and
+    frames without a face are skipped and reported; the file is written once, at the end.
+    """
+    from facecast.pipelines.commands.label import label_media
+
+    summary = label_media(inputs, output, mode, every, max_frames, assets, log=typer.echo)
+    skipped = f"; skipped {len(summary.skipped)} inputs" if summary.skipped else ""
+    typer.echo(f"labelled {summary.faces} faces ({summary.no_face} frames without a face{skipped})")
+
+
 @app.command()
 @user_errors
 def avatar(
@@ -67,9 +268,9 @@ def avatar(
 
     Random identities draw each of the 100 shape weights from N(0, 0.8^2), clipped to +-2.
     """
-    from facecast.pipelines.avatar import build_avatar, identity_from
     from facecast.pipelines.export import check_output, write_mesh
-    from facecast.recon.topology import expand_regions
+    from facecast.pipelines.export.avatar import build_avatar, identity_from
+    from facecast.recon.model.topology import expand_regions
 
     chosen = expand_regions([r for r in regions.split(",") if r.strip()])
     check_output(output)
@@ -80,7 +281,7 @@ def avatar(
         raise UserError("--seed only applies to --identity random; drop it or use random")
     weights = identity_from(identity, seed)
 
-    from facecast.recon.model import MorphableModel
+    from facecast.recon.model.morphable import MorphableModel
 
     model = MorphableModel.load(assets)
     mesh = build_avatar(model, weights, chosen)
@@ -93,20 +294,13 @@ def avatar(
         typer.echo(f"identity: random, seed {seed} (pass --seed {seed} to repeat it)")
 
 
-def _register_commands() -> None:
-    from facecast.pipelines import commands
-
-    app.command("reconstruct")(commands.reconstruct)
-    app.command("track")(commands.track)
-    app.command("transfer")(commands.transfer)
-    app.command("train")(commands.train)
-    app.command("label")(commands.label)
-    from facecast.pipelines.batch import batch_command
+def _register_batch() -> None:
+    from facecast.pipelines.batch.runner import batch_command
 
     app.command("batch")(user_errors(batch_command))
 
 
-_register_commands()
+_register_batch()
 
 
 def main(argv: list[str] | None = None) -> None:

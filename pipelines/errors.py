@@ -27,14 +27,14 @@ class UserError(Exception):
 #: Looked up in ``sys.modules`` only when an error happens, so listing a module
 #: here never imports it (an error cannot come from a module that was never imported).
 USER_ERROR_TYPES: tuple[tuple[str, str], ...] = (
-    ("facecast.recon.topology", "RegionError"),
+    ("facecast.recon.model.topology", "RegionError"),
     ("facecast.weights.registry", "AssetError"),
     ("facecast.pipelines.export", "ExportError"),
-    ("facecast.pipelines.avatar", "IdentityError"),
+    ("facecast.pipelines.export.avatar", "IdentityError"),
     ("facecast.pipelines.media", "MediaError"),
-    ("facecast.recon.landmarks", "NoFaceError"),
-    ("facecast.recon.train_config", "TrainConfigError"),
-    ("facecast.recon.regressor", "WeightsError"),
+    ("facecast.recon.landmarks.detector", "NoFaceError"),
+    ("facecast.recon.learn.train_config", "TrainConfigError"),
+    ("facecast.recon.learn.regressor", "WeightsError"),
 )
 
 

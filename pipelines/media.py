@@ -7,12 +7,16 @@ images are converted to 8-bit RGB. Videos are streamed frame by frame with PyAV
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
+
+#: file suffixes taken as photos and as videos by the batch jobs and ``facecast label``
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"})
 
 #: Images above this many pixels are refused (decompression-bomb guard); 12000x12000 passes.
 MAX_PIXELS = 250_000_000

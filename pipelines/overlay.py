@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facecast.recon.coeffs import FaceCoeffs, coeffs_camera
-from facecast.recon.model import MorphableModel
-from facecast.recon.photo import PIXEL_OFFSET
+from facecast.recon.model.coeffs import PIXEL_OFFSET, FaceCoeffs, coeffs_camera
+from facecast.recon.model.morphable import MorphableModel
 from facecast.render.preview import draw_landmarks, shaded_overlay
 
 #: Longest side of a preview picture; larger photos are shown downscaled.

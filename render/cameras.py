@@ -160,7 +160,7 @@ class PerspectiveCamera(_Camera):
 
     @classmethod
     def front(cls, image_size: ImageSize, distance: float, focal: float, batch_size: int = 1,
-              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> "PerspectiveCamera":
+              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> PerspectiveCamera:
         """Camera at world ``(0, 0, distance)`` looking at the origin, up = world +y, centred.
 
         ``focal`` in pixels (the same for x and y). A head 25 cm wide at ``distance`` cm
@@ -174,7 +174,7 @@ class PerspectiveCamera(_Camera):
 
     @classmethod
     def from_opencv(cls, camera_matrix: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
-                    image_size: ImageSize) -> "PerspectiveCamera":
+                    image_size: ImageSize) -> PerspectiveCamera:
         """From OpenCV ``K (B, 3, 3)``, ``R (B, 3, 3)``, ``t (B, 3)`` (pixel centres at integers)."""
         _check_batched("camera_matrix", camera_matrix, (3, 3))
         focal = torch.stack([camera_matrix[:, 0, 0], camera_matrix[:, 1, 1]], dim=-1)
@@ -204,7 +204,7 @@ class OrthographicCamera(_Camera):
 
     @classmethod
     def front(cls, image_size: ImageSize, scale: float, distance: float = 100.0, batch_size: int = 1,
-              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> "OrthographicCamera":
+              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> OrthographicCamera:
         """Camera on the world +z axis looking at the origin, ``scale`` pixels per cm, centred.
 
         ``distance`` only offsets depth (so that depths stay positive).

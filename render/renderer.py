@@ -16,10 +16,16 @@ import torch
 
 from .cameras import OrthographicCamera, PerspectiveCamera
 from .interpolate import face_attributes_at, vertex_attributes_at
-from .rasterize import (CHUNK_PAIRS, Z_NEAR, Foreground, Fragments, covered_samples, fragments_from_samples,
-                        visible_faces)
-from .shading import (UVTexture, check_light, check_texture, irradiance_grouped, sh_basis, texture_at,
-                      vertex_normals)
+from .rasterize import (
+    CHUNK_PAIRS,
+    Z_NEAR,
+    Foreground,
+    Fragments,
+    covered_samples,
+    fragments_from_samples,
+    visible_faces,
+)
+from .shading import UVTexture, check_light, check_texture, irradiance_grouped, sh_basis, texture_at, vertex_normals
 from .silhouette import face_neighbours, soft_silhouette
 from .validation import check_faces, check_finite, check_tensor
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+SUPPORT = Path(__file__).resolve().parent / "support"  # helpers shared by tests (gltf_tools, batch_tools)
+sys.path.insert(0, str(SUPPORT))
 os.environ.setdefault("FACECAST_ASSETS", str(SHARED / "assets"))
 os.environ.setdefault("FACECAST_OFFLINE", "1")
 
@@ -23,7 +26,7 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ict_data():
-    from facecast.recon.topology import load_ict_data
+    from facecast.recon.model.topology import load_ict_data
 
     return load_ict_data()
 
@@ -31,7 +34,7 @@ def ict_data():
 @pytest.fixture(scope="session")
 def model(ict_data):
     """Full ICT model, float32, CPU."""
-    from facecast.recon.model import MorphableModel
+    from facecast.recon.model.morphable import MorphableModel
 
     return MorphableModel(ict_data)
 
@@ -40,7 +43,8 @@ def model(ict_data):
 def model64(ict_data):
     """Full ICT model, float64, CPU (for gradcheck-style tests)."""
     import torch
-    from facecast.recon.model import MorphableModel
+
+    from facecast.recon.model.morphable import MorphableModel
 
     return MorphableModel(ict_data, dtype=torch.float64)
 

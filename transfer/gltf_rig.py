@@ -4,7 +4,7 @@
 to the targets of every instanced mesh whose target names match ARKit shapes
 (:func:`~facecast.transfer.rigs.match_target_name`), keeps unmatched targets at their
 default weight and warns (:class:`~facecast.transfer.rigs.RigWarning`) about what it
-cannot use. :func:`~facecast.transfer.rigs.load_rig` picks it for glTF files that are not VRM.
+cannot use. :func:`~facecast.transfer.rig_loader.load_rig` picks it for glTF files that are not VRM.
 """
 
 from __future__ import annotations
@@ -15,10 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from facecast.recon.arkit import ARKIT_52
+from facecast.recon.model.arkit import ARKIT_52
 from facecast.transfer.rigs import (
-    N_CHANNELS, NodePose, RigMesh, RigWarning, check_channels, match_target_name, mesh_target_names,
-    node_pose, read_document, target_row,
+    N_CHANNELS,
+    NodePose,
+    RigMesh,
+    RigWarning,
+    check_channels,
+    match_target_name,
+    mesh_target_names,
+    node_pose,
+    read_document,
+    target_row,
 )
 
 

@@ -38,9 +38,13 @@ from types import MappingProxyType
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from facecast.recon.arkit import ARKIT_52, arkit_from_camel
+from facecast.recon.model.arkit import ARKIT_52, arkit_from_camel
 from facecast.transfer.filters import (
-    OneEuroConfig, OneEuroFilter, ZeroPhaseConfig, smooth_rotations, smooth_zero_phase,
+    OneEuroConfig,
+    OneEuroFilter,
+    ZeroPhaseConfig,
+    smooth_rotations,
+    smooth_zero_phase,
 )
 from facecast.transfer.rigs import N_CHANNELS, Rig, channel_names, check_channels
 

@@ -8,11 +8,11 @@ target weights for some meshes of a glTF document (:meth:`Rig.evaluate`):
 - :class:`IctRig` — an ICT avatar of one identity, as ``export_glb`` writes it: mesh 0
   with the 53 channels as targets, node 0 holding it. The weights pass unchanged.
 - :class:`~facecast.transfer.gltf_rig.GltfRig` — any GLB/glTF whose meshes carry ARKit-named
-  morph targets (see :mod:`facecast.transfer.gltf_rig`; importable from here too).
+  morph targets (see :mod:`facecast.transfer.gltf_rig`).
 - :class:`~facecast.transfer.vrm.VrmRig` — VRM 0.x / 1.0 avatars driven through their
   expression presets (see :mod:`facecast.transfer.vrm`).
 
-:func:`load_rig` picks the rig by file content. glTF documents are read as plain JSON
+:func:`facecast.transfer.rig_loader.load_rig` picks the rig by file content. glTF documents are read as plain JSON
 dicts (the binary chunk is not needed here).
 
 Target names are matched to ARKit names by :func:`match_target_name`: case-insensitive,
@@ -29,15 +29,12 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from facecast.recon.arkit import ARKIT_52, SPLIT_SHAPES, arkit_matrix, camel_from_ict
-
-if TYPE_CHECKING:  # the re-export below, as type checkers see it
-    from facecast.transfer.gltf_rig import GltfRig  # noqa: F401
+from facecast.recon.model.arkit import ARKIT_52, SPLIT_SHAPES, arkit_matrix, camel_from_ict
 
 N_CHANNELS = 53
 N_IDENTITY = 100
@@ -191,7 +188,7 @@ class IctRig:
         Accepts ``FaceCoeffs.to_json()`` output (a list of records with ``identity``) or a
         single ``{"identity": [100 numbers]}`` object.
         """
-        return identity_rig(_read_json(Path(path)), str(path))
+        return identity_rig(read_json(Path(path)), str(path))
 
 
 def identity_rig(document: object, source: str) -> IctRig:
@@ -207,7 +204,7 @@ def identity_rig(document: object, source: str) -> IctRig:
         raise ValueError(f"{source}: identity must be {N_IDENTITY} finite numbers ({exc})") from exc
 
 
-def _read_json(path: Path) -> object:
+def read_json(path: Path) -> object:
     try:
         return json.loads(path.read_bytes())
     except OSError as exc:
@@ -248,46 +245,3 @@ def mesh_target_names(mesh: dict) -> list[str] | None:
         if isinstance(names, list) and count and len(names) == count:
             return [str(n) for n in names]
     return None
-
-
-def load_rig(path: str | Path, head_node: str | int | None = None,
-             vrm_mapping: str | Path | None = None) -> Rig:
-    """The rig of a file, chosen by content, not by extension.
-
-    GLB / glTF JSON with a ``VRM`` or ``VRMC_vrm`` extension -> ``VrmRig`` (``vrm_mapping``:
-    optional override file); other GLB / glTF -> ``GltfRig``; JSON coefficient
-    records -> :class:`IctRig`. ``ValueError`` naming the file otherwise.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if data[:4] != b"glTF":
-        parsed = _read_json(path)
-        if not (isinstance(parsed, dict) and "asset" in parsed):
-            return identity_rig(parsed, str(path))
-    document = read_document(data, str(path))
-    extensions = document.get("extensions") or {}
-    if "VRM" in extensions or "VRMC_vrm" in extensions:
-        from facecast.transfer.vrm import VrmRig
-
-        return VrmRig.from_document(document, str(path), vrm_mapping)
-    if vrm_mapping is not None:
-        raise ValueError(f"{path} is not a VRM file; a VRM mapping does not apply to it")
-    from facecast.transfer.gltf_rig import GltfRig
-
-    return GltfRig.from_document(document, str(path), head_node)
-
-
-def __getattr__(name: str) -> object:
-    """``GltfRig``, which moved to :mod:`facecast.transfer.gltf_rig`, still importable from here.
-
-    Resolved on first use (PEP 562): gltf_rig imports this module, so a module-level import
-    here would be circular.
-    """
-    if name == "GltfRig":
-        from facecast.transfer.gltf_rig import GltfRig
-
-        return GltfRig
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,10 +55,17 @@ from pathlib import Path
 
 import numpy as np
 
-from facecast.recon.arkit import ARKIT_52
+from facecast.recon.model.arkit import ARKIT_52
 from facecast.transfer.rigs import (
-    NodePose, RigMesh, RigWarning, arkit_channel_matrix, check_channels, match_target_name,
-    mesh_target_names, node_pose, read_document,
+    NodePose,
+    RigMesh,
+    RigWarning,
+    arkit_channel_matrix,
+    check_channels,
+    match_target_name,
+    mesh_target_names,
+    node_pose,
+    read_document,
 )
 
 PRESETS: tuple[str, ...] = (

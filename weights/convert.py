@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class ObjTopology:
 
 def read_obj_vertices(path: Path) -> np.ndarray:
     """Vertex positions ``(V, 3)`` float64 of an OBJ (only ``v`` lines are read)."""
-    with open(path, "r", encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         rows = [line[2:] for line in handle if line.startswith("v ")]
     if not rows:
         raise ConversionError(f"{path}: no vertices found")
@@ -52,7 +52,7 @@ def read_obj_topology(path: Path) -> ObjTopology:
     """Read UVs, polygons (``f v/vt`` with 3 or 4 corners) and ``usemtl`` groups."""
     uvs, faces, face_uvs, materials, names = [], [], [], [], []
     current = -1
-    with open(path, "r", encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for line in handle:
             if line.startswith("vt "):
                 uvs.append(line[3:])

@@ -13,9 +13,9 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 CHUNK = 1 << 20
 
@@ -97,8 +97,7 @@ def fetch_all(items: Sequence[RemoteFile], description: str, show_progress: bool
     """Fetch several files with one progress bar (bytes); stops at the first failure."""
     if not show_progress:
         return [fetch(item) for item in items]
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())

@@ -1,6 +1,6 @@
 """Mesh exporters: one module per format, dispatched by file extension.
 
-Each format module turns an :class:`~facecast.pipelines.avatar.AvatarMesh` into
+Each format module turns an :class:`~facecast.pipelines.export.avatar.AvatarMesh` into
 bytes and never touches the filesystem; :func:`write_mesh` is the only writer.
 
 =========  ===========================================================  ======
@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from facecast.pipelines.avatar import AvatarMesh
+from facecast.pipelines.export.avatar import AvatarMesh
 
 from .gltf import export_glb
 from .obj import export_mtl, export_obj, texture_file_name

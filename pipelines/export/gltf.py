@@ -1,4 +1,4 @@
-"""GLB (binary glTF 2.0) bytes for an :class:`~facecast.pipelines.avatar.AvatarMesh`.
+"""GLB (binary glTF 2.0) bytes for an :class:`~facecast.pipelines.export.avatar.AvatarMesh`.
 
 What the file holds:
 
@@ -17,7 +17,7 @@ What the file holds:
   a target is stored sparse when that is smaller (most shapes move a part of the
   head) and as an accessor without data (all zeros) where it does not move the part;
 * a material per ICT material (metallic-roughness, base colour factor from
-  :data:`~facecast.pipelines.avatar.MATERIAL_COLOURS`), optionally with a PNG base
+  :data:`~facecast.pipelines.export.avatar.MATERIAL_COLOURS`), optionally with a PNG base
   colour texture per material (:class:`MaterialTexture`, for photo textures).
 """
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pygltflib as gl
 
-from facecast.pipelines.avatar import AvatarMesh, MaterialTexture
-from facecast.recon.topology import triangulate
+from facecast.pipelines.export.avatar import AvatarMesh, MaterialTexture
+from facecast.recon.model.topology import triangulate
 
 #: glTF lengths are metres, AvatarMesh lengths are cm.
 METRES_PER_CM = 0.01

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecast.pipelines.avatar import AvatarMesh
+from facecast.pipelines.export.avatar import AvatarMesh
 from facecast.pipelines.export.gltf import GltfOptions, export_glb
 from facecast.transfer.retarget import Animation
 from facecast.transfer.rigs import node_pose

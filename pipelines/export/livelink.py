@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecast.recon.arkit import ARKIT_52
+from facecast.recon.model.arkit import ARKIT_52
 
 BLENDSHAPE_COUNT = 61
 TIMECODE_COLUMN = "Timecode"
@@ -79,7 +79,7 @@ class LiveLinkTake:
 
     timecodes ``(T,)`` the strings as written; seconds ``(T,)`` float64 seconds since
     00:00:00:00 (from the timecode and the timecode rate); arkit ``(T, 52)`` weights in
-    :data:`facecast.recon.arkit.ARKIT_52` order; head_rotation ``(T, 3)`` yaw, pitch,
+    :data:`facecast.recon.model.arkit.ARKIT_52` order; head_rotation ``(T, 3)`` yaw, pitch,
     roll in radians; eyes ``(T, 6)`` left yaw/pitch/roll, right yaw/pitch/roll in radians
     (zeros when the file has no angle columns, see ``has_angles``).
     """

@@ -1,4 +1,4 @@
-"""Wavefront OBJ + MTL bytes for an :class:`~facecast.pipelines.avatar.AvatarMesh`.
+"""Wavefront OBJ + MTL bytes for an :class:`~facecast.pipelines.export.avatar.AvatarMesh`.
 
 Positions stay in the mesh's units (cm for ICT avatars), ``vt`` are the ICT UVs
 as they are (v up, u over UDIM-like tiles 0-7), polygons keep their quads and are
@@ -13,7 +13,7 @@ import io
 
 import numpy as np
 
-from facecast.pipelines.avatar import AvatarMesh
+from facecast.pipelines.export.avatar import AvatarMesh
 
 QUAD_FORMAT = "f %d/%d %d/%d %d/%d %d/%d"
 TRIANGLE_FORMAT = "f %d/%d %d/%d %d/%d"

@@ -198,7 +198,7 @@ class Pc2Writer:
         if not self.closed:
             self._finalizer()
 
-    def __enter__(self) -> "Pc2Writer":
+    def __enter__(self) -> Pc2Writer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -1,4 +1,4 @@
-"""Binary little-endian PLY bytes for an :class:`~facecast.pipelines.avatar.AvatarMesh`.
+"""Binary little-endian PLY bytes for an :class:`~facecast.pipelines.export.avatar.AvatarMesh`.
 
 Holds geometry only: ``float x, y, z`` per vertex (the mesh's units, cm for ICT
 avatars) and one ``list uchar int vertex_indices`` per polygon, quads kept as
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecast.pipelines.avatar import AvatarMesh
+from facecast.pipelines.export.avatar import AvatarMesh
 
 
 def _header(mesh: AvatarMesh) -> bytes:

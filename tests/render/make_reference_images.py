@@ -80,7 +80,7 @@ def render_scene(model, name: str) -> np.ndarray:
 
 def main() -> None:
     os.environ.setdefault("FACECAST_ASSETS", str(REPO.parent / "shared" / "assets"))
-    from facecast.recon.model import MorphableModel
+    from facecast.recon.model.morphable import MorphableModel
     from facecast.render.preview import write_png
 
     model = MorphableModel.load()

@@ -9,8 +9,15 @@ import torch
 from PIL import Image
 
 from facecast.render.cameras import PerspectiveCamera
-from facecast.render.preview import (draw_landmarks, draw_wireframe, overlay_render, shaded_overlay, to_uint8,
-                                     write_png, write_video)
+from facecast.render.preview import (
+    draw_landmarks,
+    draw_wireframe,
+    overlay_render,
+    shaded_overlay,
+    to_uint8,
+    write_png,
+    write_video,
+)
 
 
 def test_to_uint8_rounds_and_clips():

@@ -8,8 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facecast.render.shading import (SH_CONSTANTS, ambient_light, directional_light, face_normals, irradiance,
-                                     irradiance_grouped, sh_basis, texture_at, vertex_normals)
+from facecast.render.shading import (
+    SH_CONSTANTS,
+    ambient_light,
+    directional_light,
+    face_normals,
+    irradiance,
+    irradiance_grouped,
+    sh_basis,
+    texture_at,
+    vertex_normals,
+)
 
 OCTAHEDRON = torch.tensor([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
                           dtype=torch.float64)

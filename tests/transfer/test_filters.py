@@ -11,7 +11,11 @@ from scipy.signal import butter, sosfreqz
 from scipy.spatial.transform import Rotation
 
 from facecast.transfer.filters import (
-    OneEuroConfig, OneEuroFilter, ZeroPhaseConfig, continuous_quaternions, smooth_rotations,
+    OneEuroConfig,
+    OneEuroFilter,
+    ZeroPhaseConfig,
+    continuous_quaternions,
+    smooth_rotations,
     smooth_zero_phase,
 )
 

@@ -11,7 +11,12 @@ from scipy.spatial.transform import Rotation
 
 from facecast.transfer.filters import OneEuroConfig, ZeroPhaseConfig
 from facecast.transfer.retarget import (
-    DriverFrame, LiveRetargeter, RetargetConfig, mirror_permutation, retarget, stack_frames,
+    DriverFrame,
+    LiveRetargeter,
+    RetargetConfig,
+    mirror_permutation,
+    retarget,
+    stack_frames,
 )
 from facecast.transfer.rigs import IctRig, NodePose, RigMesh, channel_names
 
@@ -114,7 +119,8 @@ def test_eye_gaze_can_be_switched_off():
 
 
 def test_head_pose_composes_with_the_rest_pose_and_facing():
-    rest = NodePose(translation=np.array([0.0, 1.5, 0.0]), rotation=Rotation.from_euler("y", 30, degrees=True).as_quat())
+    rest = NodePose(translation=np.array([0.0, 1.5, 0.0]),
+                    rotation=Rotation.from_euler("y", 30, degrees=True).as_quat())
     rotation = np.array([[0.0, 0.0, 0.0], [0.0, 0.4, 0.1]])
     translation = np.array([[1.0, 2.0, -60.0], [3.0, 2.0, -50.0]])
     config = RetargetConfig(neutral="none", smoothing="none", translation=True, translation_scale=2.0)

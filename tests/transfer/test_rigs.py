@@ -11,10 +11,10 @@ import warnings
 import numpy as np
 import pytest
 
-from facecast.recon.arkit import ARKIT_52
-from facecast.transfer.rigs import (
-    GltfRig, IctRig, RigWarning, channel_names, load_rig, match_target_name,
-)
+from facecast.recon.model.arkit import ARKIT_52
+from facecast.transfer.gltf_rig import GltfRig
+from facecast.transfer.rig_loader import load_rig
+from facecast.transfer.rigs import IctRig, RigWarning, channel_names, match_target_name
 from facecast.transfer.vrm import VrmRig, default_vrm_mapping
 
 CHANNELS = channel_names()

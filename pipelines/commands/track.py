@@ -1,0 +1,300 @@
+"""Video -> per-frame meshes, coefficients and an overlay preview, streamed with flat memory.
+
+``track(video, outdir)`` writes into ``outdir`` (all files appear together at the end;
+a failure leaves none of them, and existing files are only replaced on success):
+
+- ``mesh.obj`` + ``mesh.pc2``: the head (avatar regions) at frame 0 and a PC2 point
+  cache of every frame (Blender's Mesh Cache modifier, 3ds Max), same vertex order;
+  or, with ``mesh_format="obj"``, ``meshes/frame_000000.obj`` ... per frame;
+- ``coeffs.csv`` / ``coeffs.jsonl``: per frame the 53 ARKit-named weights, head pose
+  (axis-angle, yaw/pitch/roll degrees, translation cm) and the model's 68 iBUG
+  landmarks in pixels (OpenCV integer-centre convention);
+- ``preview.mp4``: the fitted mesh over the (downscaled) video;
+- ``track.json``: summary (fps, frame count, frames without a face, identity, camera).
+
+Meshes are in cm, y up; by default posed in the camera frame but re-centred so that
+the head of frame 0 sits at the origin (``pose="full"``); ``"rotation"`` keeps head
+rotation only, ``"none"`` exports the expression alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facecast.pipelines.export import check_output
+from facecast.pipelines.export.avatar import build_avatar
+from facecast.pipelines.export.coefficients import CoefficientTrack, export_coefficients_csv, export_coefficients_jsonl
+from facecast.pipelines.export.obj import export_obj
+from facecast.pipelines.export.pc2 import Pc2Writer
+from facecast.pipelines.media import Frame, iter_frames, probe_video
+from facecast.recon.fit.tracking import FrameLandmarks, TrackConfig, TrackedFrame, VideoTracker
+from facecast.recon.landmarks.correspondence import SURFACE_SKIN, mediapipe478_mapping
+from facecast.recon.landmarks.detector import select_faces
+from facecast.recon.landmarks.mediapipe_mesh import MediaPipeDetector
+from facecast.recon.landmarks.sparse import SparseLandmarks
+from facecast.recon.model.coeffs import PIXEL_OFFSET, FaceCoeffs
+from facecast.recon.model.morphable import MorphableModel
+from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS
+from facecast.recon.photo import model_landmarks
+
+POSES = ("full", "rotation", "none")
+MESH_FORMATS = ("pc2", "obj")
+
+
+@dataclass
+class TrackJobConfig:
+    """Options of ``facecast track``."""
+
+    tracking: TrackConfig = field(default_factory=TrackConfig)
+    mesh_format: str = "pc2"
+    pose: str = "full"
+    regions: tuple[str, ...] = DEFAULT_AVATAR_REGIONS
+    preview: bool = True
+    preview_side: int = 640
+    iris_weight: float = 0.3
+    view_offsets: bool = False  # the calibrated mapping's view-dependent offsets (see mediapipe478_mapping)
+    regressor: str | Path | None = None  # fast / refine weights (None: the shipped regressor)
+    fast_smoothing: bool = True  # fast mode: causal One Euro filter (pipelines/commands/smoothing.py)
+    face_index: int = 0
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mesh_format not in MESH_FORMATS:
+            raise ValueError(f"mesh format must be one of {MESH_FORMATS}, got {self.mesh_format!r}")
+        if self.pose not in POSES:
+            raise ValueError(f"pose must be one of {POSES}, got {self.pose!r}")
+
+
+@dataclass
+class TrackSummary:
+    """What a tracking run produced."""
+
+    frames: int
+    fps: float
+    gaps: list[int]
+    files: list[Path]
+    seconds: float
+
+
+def _landmark_stream(frames: Iterator[Frame], detector: MediaPipeDetector, config: TrackJobConfig,
+                     weight: torch.Tensor, keep: deque) -> Iterator[FrameLandmarks]:
+    """Detect (tracking mode) and yield :class:`FrameLandmarks`.
+
+    Appends ``(index, preview image or None, preview scale)`` of every frame to ``keep``
+    so the caller can draw the preview when the (lagging) tracker emits that frame.
+    """
+    import cv2
+
+    current: list[tuple[int, float, tuple[int, int]]] = []
+
+    def images() -> Iterator[np.ndarray]:
+        for frame in frames:
+            scale = min(1.0, config.preview_side / max(frame.rgb.shape[:2]))
+            small = None
+            if config.preview:
+                small = frame.rgb if scale == 1.0 else cv2.resize(
+                    frame.rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            keep.append((frame.index, small, scale))
+            current[:] = [(frame.index, frame.time, frame.rgb.shape[:2])]
+            yield frame.rgb
+
+    for faces in detector.track(images()):
+        index, time, size = current[0]
+        points = None
+        if len(faces) > config.face_index:
+            face = select_faces(faces, config.face_index, source=f"frame {index}")[0]
+            points = torch.tensor(face.points + PIXEL_OFFSET, dtype=torch.float32)
+        yield FrameLandmarks(index, time, size, points, None if points is None else weight)
+
+
+class _Outputs:
+    """Streams results into a temporary folder inside ``outdir``; :meth:`commit` publishes them."""
+
+    def __init__(self, outdir: Path, model: MorphableModel, config: TrackJobConfig, fps: float):
+        self.outdir, self.config, self.model, self.fps = outdir, config, model, fps
+        self.tmp = Path(tempfile.mkdtemp(prefix=".facecast-track-", dir=outdir))
+        self.avatar = build_avatar(model, np.zeros(100), config.regions)
+        self.ids = torch.as_tensor(self.avatar.source_vertex_ids)
+        self.pc2 = Pc2Writer(self.tmp / "mesh.pc2", len(self.ids), sample_rate=1.0) \
+            if config.mesh_format == "pc2" else None
+        self.rows: list[FaceCoeffs] = []
+        self.landmarks: list[np.ndarray] = []
+        self.preview: list[np.ndarray] = []
+        self.origin: torch.Tensor | None = None
+
+    def vertices(self, c: FaceCoeffs) -> np.ndarray:
+        zeros = torch.zeros_like(c.rotation)
+        rotation = zeros if self.config.pose == "none" else c.rotation
+        translation = c.translation if self.config.pose == "full" else zeros
+        if self.origin is None:
+            self.origin = translation.clone()
+        with torch.no_grad():
+            v = self.model(c.identity, c.expression, rotation, translation - self.origin).vertices[0, self.ids]
+        return v.cpu().numpy().astype(np.float32)
+
+    def add(self, frame: TrackedFrame, vertices: np.ndarray, landmarks: np.ndarray, picture) -> None:
+        if self.pc2 is not None:
+            if frame.index == 0 or not (self.tmp / "mesh.obj").exists():
+                from dataclasses import replace
+
+                mesh = replace(self.avatar, vertices=vertices)
+                (self.tmp / "mesh.obj").write_bytes(export_obj(mesh))
+            self.pc2.append(vertices)
+        else:
+            from dataclasses import replace
+
+            folder = self.tmp / "meshes"
+            folder.mkdir(exist_ok=True)
+            (folder / f"frame_{frame.index:06d}.obj").write_bytes(export_obj(replace(self.avatar, vertices=vertices)))
+        self.rows.append(frame.coeffs)
+        self.landmarks.append(landmarks)
+        if picture is not None:
+            self.preview.append(picture)
+
+    def commit(self, summary: dict) -> list[Path]:
+        coeffs = FaceCoeffs.cat(self.rows)
+        track = CoefficientTrack(
+            frame=np.arange(len(self.rows)), time=np.arange(len(self.rows)) / self.fps,
+            names=tuple(self.model.expression_names), expression=coeffs.expression.double().numpy(),
+            rotation=coeffs.rotation.double().numpy(), translation=coeffs.translation.double().numpy(),
+            landmarks=np.stack(self.landmarks))
+        (self.tmp / "coeffs.csv").write_bytes(export_coefficients_csv(track))
+        (self.tmp / "coeffs.jsonl").write_bytes(export_coefficients_jsonl(track))
+        if self.pc2 is not None:
+            self.pc2.close()
+        if self.preview:
+            from facecast.render.preview import write_video
+
+            write_video(self.tmp / "preview.mp4", self.preview, fps=self.fps)
+        summary["identity"] = coeffs.identity[0].tolist()
+        summary["camera"] = {"focal_px": float(coeffs.focal[0]),
+                             "principal_px": (coeffs.principal[0].double() - PIXEL_OFFSET).tolist()}
+        (self.tmp / "track.json").write_text(json.dumps(summary, indent=1))
+        return self._publish()
+
+    def _publish(self) -> list[Path]:
+        written = []
+        for item in sorted(self.tmp.iterdir()):
+            final = self.outdir / item.name
+            if final.is_dir() and item.is_dir():
+                shutil.rmtree(final)
+            os.replace(item, final)
+            written.append(final)
+        self.abort()
+        return written
+
+    def abort(self) -> None:
+        if self.pc2 is not None and not self.pc2.closed:
+            self.pc2.abort()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _progress(total: int, enabled: bool):
+    from facecast.pipelines.progress import progress_bar
+
+    return progress_bar("tracking", ("{task.fields[fps]:.1f} frames/s",), enabled), total or None
+
+
+def prepare_outdir(outdir: str | Path) -> Path:
+    """Create ``outdir`` if needed; :class:`ExportError` when it is a file or not writable."""
+    outdir = Path(outdir)
+    check_output(outdir / "mesh.obj")
+    return outdir
+
+
+@dataclass
+class VideoFit:
+    """Shared pieces of a tracking run: the model, the sparse landmarks and the tracker."""
+
+    model: MorphableModel
+    sparse: SparseLandmarks
+    tracker: VideoTracker
+    weight: torch.Tensor
+
+    @classmethod
+    def build(cls, model: MorphableModel, config: TrackJobConfig) -> VideoFit:
+        mapping = mediapipe478_mapping(view_offsets=config.view_offsets)
+        sparse = SparseLandmarks.build(model, mapping)
+        weight = torch.where(torch.as_tensor(mapping.surface == SURFACE_SKIN), 1.0, config.iris_weight)
+        regressor = None
+        if config.tracking.mode != "accurate":
+            from facecast.recon.learn.regressor import load_regressor, shipped_regressor_path
+
+            regressor = load_regressor(config.regressor or shipped_regressor_path())
+        return cls(model, sparse, VideoTracker(sparse, config.tracking, regressor), weight)
+
+
+def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig
+                 ) -> Iterator[tuple[TrackedFrame, np.ndarray | None, float]]:
+    """Yield ``(tracked frame, preview image or None, preview scale)`` in frame order.
+
+    Raises :class:`~facecast.recon.landmarks.detector.NoFaceError` when no frame shows a face.
+    """
+    from facecast.recon.landmarks.detector import NoFaceError
+    from facecast.recon.landmarks.mediapipe_mesh import MediaPipeConfig
+
+    keep: deque = deque()
+    detector_config = MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))
+    with MediaPipeDetector(detector_config) as detector:
+        stream = _landmark_stream(iter_frames(video, config.max_frames), detector, config, fit.weight, keep)
+        tracked_frames = fit.tracker.run(stream)
+        if config.tracking.mode == "fast" and config.fast_smoothing:
+            from facecast.pipelines.commands.smoothing import smooth_tracked
+
+            tracked_frames = smooth_tracked(tracked_frames)
+        try:
+            for tracked in tracked_frames:
+                while keep and keep[0][0] < tracked.index:
+                    keep.popleft()
+                _, small, scale = keep.popleft()
+                yield tracked, small, scale
+        except ValueError as exc:
+            if "no frame with a face" in str(exc):
+                raise NoFaceError(f"{video}: no face found in the video") from exc
+            raise
+
+
+def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJobConfig(),
+          model: MorphableModel | None = None, assets: str | Path | None = None,
+          show_progress: bool = True) -> TrackSummary:
+    """Track the face of ``video`` and write the outputs listed in the module docstring."""
+    import time as clock
+
+    from facecast.pipelines.overlay import draw_fit
+
+    start = clock.perf_counter()
+    info = probe_video(video)
+    outdir = prepare_outdir(outdir)
+    model = model or MorphableModel.load(assets)
+    fit = VideoFit.build(model, config)
+    faces = model.triangles(("head", "eyeballs"))
+    outputs = _Outputs(outdir, model, config, info.fps)
+    frames = info.n_frames if config.max_frames is None else min(config.max_frames, info.n_frames or config.max_frames)
+    progress, total = _progress(frames, show_progress)
+    try:
+        with progress:
+            task = progress.add_task("track", total=total, fps=0.0)
+            for tracked, small, scale in iter_tracked(video, fit, config):
+                l68 = model_landmarks(fit.sparse, tracked.coeffs)[0][0]
+                picture = None if small is None else draw_fit(model, faces, tracked.coeffs, small, l68, scale)
+                outputs.add(tracked, outputs.vertices(tracked.coeffs), l68, picture)
+                done = len(outputs.rows)
+                progress.update(task, completed=done, fps=done / (clock.perf_counter() - start))
+        summary = {"video": str(video), "fps": info.fps, "frames": len(outputs.rows),
+                   "frames_without_face": fit.tracker.gaps, "pose": config.pose,
+                   "mesh_format": config.mesh_format, "units": "cm, y up"}
+        files = outputs.commit(summary)
+    except BaseException:
+        outputs.abort()
+        raise
+    return TrackSummary(len(outputs.rows), info.fps, fit.tracker.gaps, files, clock.perf_counter() - start)

@@ -1,0 +1,176 @@
+"""Driver video -> target avatar animation: track, retarget, write GLB / CSV / PC2 / JSON.
+
+Targets (:func:`load_target`): a user GLB/glTF/VRM with ARKit-named morph targets
+(the original file is copied and an animation added), a coefficients JSON of an ICT
+face (``facecast reconstruct``'s ``.json``), or a photo (reconstructed first). Formats:
+
+- ``glb``: the animated avatar (morph weights + head rotation, timed by the video's fps);
+- ``csv``: Unreal Live Link Face CSV of the driver's calibrated ARKit weights and head angles;
+- ``pc2``: point cache of the ICT avatar's vertices per frame (+ ``.obj`` of frame 0), ICT targets only;
+- ``json``: per-frame ARKit weights, head rotation, and the frames without a face.
+
+Everything is written together at the end (temporary files renamed into place).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facecast.pipelines.commands.track import TrackJobConfig, VideoFit, iter_tracked
+from facecast.pipelines.errors import UserError
+from facecast.pipelines.export import check_output, write_files
+from facecast.pipelines.export.avatar import AvatarMesh, build_avatar
+from facecast.pipelines.export.livelink import export_livelink_csv
+from facecast.pipelines.export.obj import export_obj
+from facecast.pipelines.export.pc2 import export_pc2
+from facecast.pipelines.media import MediaError
+from facecast.recon.model.arkit import ARKIT_52, to_arkit
+from facecast.recon.model.morphable import MorphableModel
+from facecast.transfer.retarget import Animation, RetargetConfig, retarget
+from facecast.transfer.rig_loader import load_rig
+from facecast.transfer.rigs import IctRig
+from facecast.transfer.timing import frame_timing, resample
+
+FORMATS = ("glb", "csv", "pc2", "json")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class TransferConfig:
+    """Options of ``facecast transfer``."""
+
+    tracking: TrackJobConfig = field(default_factory=lambda: TrackJobConfig(preview=False, fast_smoothing=False))
+    retarget: RetargetConfig = field(default_factory=lambda: RetargetConfig(smoothing="zero_phase"))
+    formats: tuple[str, ...] = ("glb",)
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise UserError(f"unknown formats {unknown}; choose from {', '.join(FORMATS)}")
+
+
+@dataclass
+class Target:
+    """What the driver is transferred onto: a rig, plus the ICT avatar mesh or the user's file bytes."""
+
+    rig: object
+    mesh: AvatarMesh | None
+    original: bytes | None
+
+
+@dataclass
+class DriverTrack:
+    """The driver's per-frame channels ``(T, 53)``, rotation ``(T, 3)``, translation ``(T, 3)``.
+
+    Frame k is at ``k / fps`` s. gaps: indices of the video's frames without a face.
+    timing: ``None``, or what was wrong with the video's frame times when they drifted
+    from ``fps`` (variable frame rate) and the channels were resampled onto that grid.
+    """
+
+    weights: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    fps: float
+    gaps: list[int]
+    timing: str | None = None
+
+
+def load_target(path: Path, model: MorphableModel) -> Target:
+    """The :class:`Target` of a GLB/glTF/VRM, coefficients JSON or photo (by content / suffix)."""
+    if not path.is_file():
+        raise UserError(f"target {path} does not exist")
+    if path.suffix.lower() in PHOTO_SUFFIXES:
+        from facecast.pipelines.commands.reconstruct import PhotoPipeline
+        from facecast.pipelines.media import read_image
+
+        rec = PhotoPipeline(model).run(read_image(path), str(path))
+        rig = IctRig(rec.result.coeffs.identity[0].double().numpy(), str(path))
+        return Target(rig, rec.mesh, None)
+    try:
+        rig = load_rig(path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if isinstance(rig, IctRig):
+        return Target(rig, build_avatar(model, rig.identity), None)
+    return Target(rig, None, path.read_bytes())
+
+
+def track_driver(video: Path, model: MorphableModel, config: TrackJobConfig) -> DriverTrack:
+    """Track ``video`` (no files written) into a :class:`DriverTrack`."""
+    from facecast.pipelines.media import probe_video
+
+    info = probe_video(video)
+    fit = VideoFit.build(model, config)
+    frames = [tracked for tracked, _, _ in iter_tracked(video, fit, replace(config, preview=False))]
+    stack = {name: torch.cat([getattr(f.coeffs, name) for f in frames]).double().numpy()
+             for name in ("expression", "rotation", "translation")}
+    try:
+        timing = frame_timing([f.time for f in frames], info.fps, str(video))
+    except ValueError as exc:
+        raise MediaError(str(exc)) from None
+    note = None
+    if not timing.is_uniform:
+        note = f"{timing.describe(str(video))}; resampled onto a uniform {info.fps:g} fps grid"
+        stack = {name: resample(timing, values) for name, values in stack.items()}
+        stack["expression"] = stack["expression"].clip(0.0, 1.0)
+    return DriverTrack(stack["expression"], stack["rotation"], stack["translation"], info.fps, fit.tracker.gaps,
+                       note)
+
+
+def _ict_weights(animation: Animation) -> np.ndarray:
+    return animation.morphs[0].weights
+
+
+def output_files(stem: str, driver: DriverTrack, target: Target, model: MorphableModel,
+                 config: TransferConfig) -> dict[str, bytes]:
+    """``{file name: bytes}`` for the requested formats."""
+    from facecast.pipelines.export.gltf_animation import animate_document, animated_avatar_glb
+
+    animation = retarget(driver.weights, driver.rotation, driver.translation, driver.fps, target.rig, config.retarget)
+    ict = retarget(driver.weights, driver.rotation, driver.translation, driver.fps, IctRig(np.zeros(100)),
+                   config.retarget)
+    arkit = to_arkit(torch.as_tensor(_ict_weights(ict)), model.expression_names).numpy()
+    files: dict[str, bytes] = {}
+    if "glb" in config.formats:
+        files[f"{stem}.glb"] = (animated_avatar_glb(target.mesh, animation) if target.mesh is not None
+                                else animate_document(target.original, animation))
+    if "csv" in config.formats:
+        from facecast.pipelines.export.coefficients import yaw_pitch_roll
+
+        angles = yaw_pitch_roll(driver.rotation)
+        files[f"{stem}.csv"] = export_livelink_csv(arkit, angles, None, driver.fps)
+    if "pc2" in config.formats:
+        if target.mesh is None:
+            raise UserError("--formats pc2 needs an ICT target (a photo or a coefficients .json), "
+                            "not a user GLB whose vertices facecast does not know")
+        files.update(_pc2_files(stem, target.mesh, _ict_weights(animation), driver.fps))
+    if "json" in config.formats:
+        record = {"fps": driver.fps, "frames": len(driver.weights), "frames_without_face": driver.gaps,
+                  "timing": driver.timing,
+                  "arkit_names": list(ARKIT_52), "arkit": np.round(arkit, 5).tolist(),
+                  "head_rotation": driver.rotation.tolist()}
+        files[f"{stem}.json"] = json.dumps(record).encode()
+    return files
+
+
+def _pc2_files(stem: str, mesh: AvatarMesh, weights: np.ndarray, fps: float) -> dict[str, bytes]:
+    frames = mesh.vertices[None] + np.einsum("tk,knc->tnc", weights.astype(np.float32), mesh.morph_deltas)
+    return {f"{stem}.obj": export_obj(replace(mesh, vertices=frames[0], textures=())),
+            f"{stem}.pc2": export_pc2(frames, sample_rate=1.0)}
+
+
+def transfer(driver: str | Path, target: str | Path, output: str | Path,
+             config: TransferConfig = TransferConfig(), model: MorphableModel | None = None,
+             assets: str | Path | None = None) -> tuple[list[Path], DriverTrack]:
+    """Transfer the expressions of ``driver`` (video) onto ``target``; writes beside ``output``."""
+    output = check_output(Path(output).with_suffix(".glb"))
+    model = model or MorphableModel.load(assets)
+    goal = load_target(Path(target), model)
+    track = track_driver(Path(driver), model, config.tracking)
+    files = output_files(output.stem, track, goal, model, config)
+    return write_files(output.parent, files), track
