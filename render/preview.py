@@ -119,6 +119,9 @@ def _atomic_path(path: str | Path) -> Iterator[Path]:
         raise FileNotFoundError(f"folder {target.parent} does not exist")
     handle, temp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)  # the mode a plain open() would give, not mkstemp's 0600
     try:
         yield Path(temp)
         os.replace(temp, target)
@@ -137,36 +140,93 @@ def write_png(path: str | Path, image: torch.Tensor | np.ndarray) -> Path:
     return Path(path)
 
 
+class VideoWriter:
+    """An MP4 written frame by frame (nothing kept in memory), published atomically on :meth:`close`.
+
+    Frames are ``(H, W, 3)`` (see :func:`to_uint8`), all the same size; H.264 with yuv420p needs even
+    sizes, so odd frames are padded by one edge row/column. :meth:`abort` (or an exception inside a
+    ``with`` block) removes the partial file. ``ValueError`` for a size change or no frames at all.
+    preset: libx264's speed preset (``"veryfast"`` encodes a 640-pixel frame in a few ms; the default,
+    ``None``, is x264's ``medium``).
+    """
+
+    def __init__(self, path: str | Path, fps: float = 25.0, codec: str = "libx264", crf: int = 18,
+                 preset: str | None = None) -> None:
+        import av
+
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.path, self.fps, self.codec, self.crf, self.preset = Path(path), fps, codec, crf, preset
+        self._atomic = _atomic_path(path)
+        self._temp = self._atomic.__enter__()
+        self._container = av.open(str(self._temp), mode="w", format="mp4")
+        self._stream = None
+        self._size: tuple[int, ...] | None = None
+        self.frames = 0
+        self.closed = False
+
+    def write(self, frame: torch.Tensor | np.ndarray) -> None:
+        """Encode one frame."""
+        import av
+
+        pixels = to_uint8(frame)
+        if self._size is None:
+            self._size = pixels.shape
+            self._stream = self._container.add_stream(self.codec, rate=_fraction(self.fps))
+            height, width = self._size[:2]
+            self._stream.height, self._stream.width = height + height % 2, width + width % 2
+            self._stream.pix_fmt = "yuv420p"
+            if self.codec == "libx264":
+                self._stream.options = {"crf": str(self.crf), **({"preset": self.preset} if self.preset else {})}
+        elif pixels.shape != self._size:
+            raise ValueError(f"frame size changed from {self._size} to {pixels.shape}")
+        padded = np.pad(pixels, ((0, self._size[0] % 2), (0, self._size[1] % 2), (0, 0)), mode="edge")
+        self._container.mux(self._stream.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")))
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Flush the encoder and move the file into place."""
+        self.closed = True
+        try:
+            if self._stream is None:
+                raise ValueError("no frames to write")
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+        except BaseException as exc:
+            self._container.close()
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._atomic.__exit__(None, None, None)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        self.closed = True
+        self._container.close()
+        error = RuntimeError("aborted")
+        try:
+            self._atomic.__exit__(RuntimeError, error, None)
+        except RuntimeError:
+            pass
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_video(path: str | Path, frames: Iterable[torch.Tensor | np.ndarray], fps: float = 25.0,
                 codec: str = "libx264", crf: int = 18) -> Path:
-    """Write ``frames`` (each ``(H, W, 3)``, see :func:`to_uint8`, all the same size) as an MP4, atomically.
-
-    H.264 with yuv420p needs even sizes: odd frames are padded by one edge row/column.
-    Raises ``ValueError`` for no frames or frames of different sizes. Returns the path.
-    """
-    import av
-
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    with _atomic_path(path) as temp:
-        with av.open(str(temp), mode="w", format="mp4") as container:
-            stream, size = None, None
-            for frame in frames:
-                pixels = to_uint8(frame)
-                if size is None:
-                    size = pixels.shape
-                    stream = container.add_stream(codec, rate=_fraction(fps))
-                    stream.height, stream.width = size[0] + size[0] % 2, size[1] + size[1] % 2
-                    stream.pix_fmt = "yuv420p"
-                    if codec == "libx264":
-                        stream.options = {"crf": str(crf)}
-                elif pixels.shape != size:
-                    raise ValueError(f"frame size changed from {size} to {pixels.shape}")
-                padded = np.pad(pixels, ((0, size[0] % 2), (0, size[1] % 2), (0, 0)), mode="edge")
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")))
-            if stream is None:
-                raise ValueError("no frames to write")
-            container.mux(stream.encode(None))
+    """Write ``frames`` (each ``(H, W, 3)``, see :func:`to_uint8`, all the same size) as an MP4, atomically,
+    streaming them through :class:`VideoWriter`. Raises ``ValueError`` for no frames or frames of
+    different sizes. Returns the path."""
+    with VideoWriter(path, fps, codec, crf) as writer:
+        for frame in frames:
+            writer.write(frame)
     return Path(path)
 
 

@@ -24,7 +24,7 @@ from facecast.pipelines.export import EXPORTERS, check_output, write_files
 from facecast.pipelines.export.avatar import AvatarMesh, MaterialTexture, build_avatar
 from facecast.pipelines.export.coefficients import yaw_pitch_roll
 from facecast.pipelines.media import read_image
-from facecast.recon.fit.texture import TextureConfig, bake_texture
+from facecast.recon.fit.texture import TextureBaker, TextureConfig
 from facecast.recon.model.albedo import REGIONS
 from facecast.recon.model.arkit import ARKIT_52, to_arkit
 from facecast.recon.model.coeffs import PIXEL_OFFSET
@@ -71,6 +71,7 @@ class PhotoPipeline:
     def __init__(self, model: MorphableModel, config: ReconstructConfig = ReconstructConfig()):
         self.model, self.config = model, config
         self.photo = PhotoReconstructor(model, config=config.photo)
+        self.baker = TextureBaker(model, config.texture)
 
     def run(self, image: np.ndarray, source: str = "image") -> Reconstruction:
         """Reconstruct the configured face of ``image`` (RGB uint8 ``(H, W, 3)``)."""
@@ -84,7 +85,7 @@ class PhotoPipeline:
 
     def _export(self, result: PhotoResult, image: np.ndarray, source: str) -> Reconstruction:
         coeffs = result.coeffs
-        texture = bake_texture(self.model, coeffs, image, self.config.texture) if self.config.bake_texture else None
+        texture = self.baker.bake(coeffs, image) if self.config.bake_texture else None
         mesh = build_avatar(self.model, coeffs.identity[0].numpy(), self.config.regions)
         if texture is not None and "M_Face" in mesh.material_names:
             mesh = _with_texture(mesh, MaterialTexture("M_Face", _png(texture)))

@@ -31,12 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facecast.pipelines.background import Consumer, prefetched
 from facecast.pipelines.export import check_output
 from facecast.pipelines.export.avatar import build_avatar
 from facecast.pipelines.export.coefficients import CoefficientTrack, export_coefficients_csv, export_coefficients_jsonl
 from facecast.pipelines.export.obj import export_obj
 from facecast.pipelines.export.pc2 import Pc2Writer
 from facecast.pipelines.media import Frame, iter_frames, probe_video
+from facecast.pipelines.overlay import LineOverlay
 from facecast.recon.fit.tracking import FrameLandmarks, TrackConfig, TrackedFrame, VideoTracker
 from facecast.recon.landmarks.correspondence import SURFACE_SKIN, mediapipe478_mapping
 from facecast.recon.landmarks.detector import select_faces
@@ -46,6 +48,7 @@ from facecast.recon.model.coeffs import PIXEL_OFFSET, FaceCoeffs
 from facecast.recon.model.morphable import MorphableModel
 from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS
 from facecast.recon.photo import model_landmarks
+from facecast.render.preview import VideoWriter
 
 POSES = ("full", "rotation", "none")
 MESH_FORMATS = ("pc2", "obj")
@@ -86,24 +89,30 @@ class TrackSummary:
     seconds: float
 
 
-def _landmark_stream(frames: Iterator[Frame], detector: MediaPipeDetector, config: TrackJobConfig,
-                     weight: torch.Tensor, keep: deque) -> Iterator[FrameLandmarks]:
+def _decoded(video: str | Path, config: TrackJobConfig) -> Iterator[tuple[Frame, np.ndarray | None, float]]:
+    """``(frame, preview-sized copy or None, preview scale)`` for every frame (run ahead on a thread)."""
+    import cv2
+
+    for frame in iter_frames(video, config.max_frames):
+        scale = min(1.0, config.preview_side / max(frame.rgb.shape[:2]))
+        small = None
+        if config.preview:
+            small = frame.rgb if scale == 1.0 else cv2.resize(
+                frame.rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        yield frame, small, scale
+
+
+def _landmark_stream(frames: Iterator[tuple[Frame, np.ndarray | None, float]], detector: MediaPipeDetector,
+                     config: TrackJobConfig, weight: torch.Tensor, keep: deque) -> Iterator[FrameLandmarks]:
     """Detect (tracking mode) and yield :class:`FrameLandmarks`.
 
     Appends ``(index, preview image or None, preview scale)`` of every frame to ``keep``
     so the caller can draw the preview when the (lagging) tracker emits that frame.
     """
-    import cv2
-
     current: list[tuple[int, float, tuple[int, int]]] = []
 
     def images() -> Iterator[np.ndarray]:
-        for frame in frames:
-            scale = min(1.0, config.preview_side / max(frame.rgb.shape[:2]))
-            small = None
-            if config.preview:
-                small = frame.rgb if scale == 1.0 else cv2.resize(
-                    frame.rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        for frame, small, scale in frames:
             keep.append((frame.index, small, scale))
             current[:] = [(frame.index, frame.time, frame.rgb.shape[:2])]
             yield frame.rgb
@@ -124,25 +133,34 @@ class _Outputs:
         self.outdir, self.config, self.model, self.fps = outdir, config, model, fps
         self.tmp = Path(tempfile.mkdtemp(prefix=".facecast-track-", dir=outdir))
         self.avatar = build_avatar(model, np.zeros(100), config.regions)
-        self.ids = torch.as_tensor(self.avatar.source_vertex_ids)
-        self.pc2 = Pc2Writer(self.tmp / "mesh.pc2", len(self.ids), sample_rate=1.0) \
+        self.mesh = model.subset(self.avatar.source_vertex_ids)  # only the exported vertices
+        self.pc2 = Pc2Writer(self.tmp / "mesh.pc2", self.mesh.n_vertices, sample_rate=1.0) \
             if config.mesh_format == "pc2" else None
-        self.rows: list[FaceCoeffs] = []
+        self.video = self.preview = None
+        if config.preview:  # drawn and encoded on a thread of its own, frame by frame
+            self.video = VideoWriter(self.tmp / "preview.mp4", fps=fps, crf=23, preset="veryfast")
+            overlay = LineOverlay()
+            self.preview = Consumer(lambda item: self.video.write(overlay.draw(*item)))
+        self.rows: list[FaceCoeffs] = []  # ~1 KB a frame: the coefficient files are written at the end
         self.landmarks: list[np.ndarray] = []
-        self.preview: list[np.ndarray] = []
         self.origin: torch.Tensor | None = None
+        self._identity: tuple[torch.Tensor, torch.Tensor] | None = None  # (identity, its unposed head)
 
     def vertices(self, c: FaceCoeffs) -> np.ndarray:
+        """``(V, 3)`` float32 cm: the exported head of one frame, posed as ``config.pose`` says."""
         zeros = torch.zeros_like(c.rotation)
         rotation = zeros if self.config.pose == "none" else c.rotation
         translation = c.translation if self.config.pose == "full" else zeros
         if self.origin is None:
             self.origin = translation.clone()
         with torch.no_grad():
-            v = self.model(c.identity, c.expression, rotation, translation - self.origin).vertices[0, self.ids]
+            if self._identity is None or not torch.equal(self._identity[0], c.identity):
+                self._identity = c.identity.clone(), self.mesh.identity_shape(c.identity)
+            v = self.mesh.expressed(self._identity[1], c.expression, rotation, translation - self.origin)[0]
         return v.cpu().numpy().astype(np.float32)
 
-    def add(self, frame: TrackedFrame, vertices: np.ndarray, landmarks: np.ndarray, picture) -> None:
+    def add(self, frame: TrackedFrame, vertices: np.ndarray, landmarks: np.ndarray, preview: tuple | None) -> None:
+        """One frame's outputs; ``preview``: the arguments of :meth:`LineOverlay.draw`, or ``None``."""
         if self.pc2 is not None:
             if frame.index == 0 or not (self.tmp / "mesh.obj").exists():
                 from dataclasses import replace
@@ -158,8 +176,8 @@ class _Outputs:
             (folder / f"frame_{frame.index:06d}.obj").write_bytes(export_obj(replace(self.avatar, vertices=vertices)))
         self.rows.append(frame.coeffs)
         self.landmarks.append(landmarks)
-        if picture is not None:
-            self.preview.append(picture)
+        if preview is not None and self.preview is not None:
+            self.preview.put(preview)
 
     def commit(self, summary: dict) -> list[Path]:
         coeffs = FaceCoeffs.cat(self.rows)
@@ -172,10 +190,9 @@ class _Outputs:
         (self.tmp / "coeffs.jsonl").write_bytes(export_coefficients_jsonl(track))
         if self.pc2 is not None:
             self.pc2.close()
-        if self.preview:
-            from facecast.render.preview import write_video
-
-            write_video(self.tmp / "preview.mp4", self.preview, fps=self.fps)
+        if self.preview is not None:
+            self.preview.close()
+            self.video.close() if self.video.frames else self.video.abort()
         summary["identity"] = coeffs.identity[0].tolist()
         summary["camera"] = {"focal_px": float(coeffs.focal[0]),
                              "principal_px": (coeffs.principal[0].double() - PIXEL_OFFSET).tolist()}
@@ -196,6 +213,13 @@ class _Outputs:
     def abort(self) -> None:
         if self.pc2 is not None and not self.pc2.closed:
             self.pc2.abort()
+        if self.preview is not None:
+            try:
+                self.preview.close()
+            except Exception:  # noqa: BLE001 - the run failed already; its error is the one to report
+                pass
+        if self.video is not None and not self.video.closed:
+            self.video.abort()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -246,7 +270,7 @@ def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig
     keep: deque = deque()
     detector_config = MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))
     with MediaPipeDetector(detector_config) as detector:
-        stream = _landmark_stream(iter_frames(video, config.max_frames), detector, config, fit.weight, keep)
+        stream = _landmark_stream(prefetched(_decoded(video, config)), detector, config, fit.weight, keep)
         tracked_frames = fit.tracker.run(stream)
         if config.tracking.mode == "fast" and config.fast_smoothing:
             from facecast.pipelines.commands.smoothing import smooth_tracked
@@ -270,14 +294,11 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
     """Track the face of ``video`` and write the outputs listed in the module docstring."""
     import time as clock
 
-    from facecast.pipelines.overlay import draw_fit
-
     start = clock.perf_counter()
     info = probe_video(video)
     outdir = prepare_outdir(outdir)
     model = model or MorphableModel.load(assets)
     fit = VideoFit.build(model, config)
-    faces = model.triangles(("head", "eyeballs"))
     outputs = _Outputs(outdir, model, config, info.fps)
     frames = info.n_frames if config.max_frames is None else min(config.max_frames, info.n_frames or config.max_frames)
     progress, total = _progress(frames, show_progress)
@@ -285,9 +306,9 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
         with progress:
             task = progress.add_task("track", total=total, fps=0.0)
             for tracked, small, scale in iter_tracked(video, fit, config):
-                l68 = model_landmarks(fit.sparse, tracked.coeffs)[0][0]
-                picture = None if small is None else draw_fit(model, faces, tracked.coeffs, small, l68, scale)
-                outputs.add(tracked, outputs.vertices(tracked.coeffs), l68, picture)
+                l68, l478 = (points[0] for points in model_landmarks(fit.sparse, tracked.coeffs))
+                preview = None if small is None else (l478, small, l68, scale)
+                outputs.add(tracked, outputs.vertices(tracked.coeffs), l68, preview)
                 done = len(outputs.rows)
                 progress.update(task, completed=done, fps=done / (clock.perf_counter() - start))
         summary = {"video": str(video), "fps": info.fps, "frames": len(outputs.rows),

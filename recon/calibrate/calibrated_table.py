@@ -84,12 +84,13 @@ def photo_sources(media: Path, count: int) -> list[tuple[str, np.ndarray]]:
 
 def bake_textures(model: MorphableModel, sources: list[tuple[str, np.ndarray]], size: int = 512) -> np.ndarray:
     """``(T, S, S, 3)`` uint8 face textures baked from photos (photos without a face skipped)."""
-    from facecast.recon.fit.texture import TextureConfig, bake_texture
+    from facecast.recon.fit.texture import TextureBaker, TextureConfig
     from facecast.recon.landmarks.detector import NoFaceError
     from facecast.recon.photo import PhotoConfig, PhotoReconstructor
 
     # the registered table, so that the calibration does not depend on an earlier one
     photo = PhotoReconstructor(model, config=PhotoConfig(calibrated_mapping=False))
+    baker = TextureBaker(model, TextureConfig(size=size))
     textures = []
     for name, image in sources:
         try:
@@ -97,7 +98,7 @@ def bake_textures(model: MorphableModel, sources: list[tuple[str, np.ndarray]], 
         except NoFaceError:
             print(f"  no face in {name}; skipped")
             continue
-        textures.append(bake_texture(model, result.coeffs, image, TextureConfig(size=size)))
+        textures.append(baker.bake(result.coeffs, image))
     return np.stack(textures)
 
 

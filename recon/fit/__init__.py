@@ -14,5 +14,5 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "facecast.recon.fit.levenberg_marquardt": ["SolverConfig", "refine_landmarks"],
     "facecast.recon.fit.photometric": ["PhotometricConfig", "PhotometricFitter"],
     "facecast.recon.fit.tracking": ["VideoTracker", "TrackConfig", "TrackedFrame", "FrameLandmarks"],
-    "facecast.recon.fit.texture": ["TextureConfig", "bake_texture"],
+    "facecast.recon.fit.texture": ["TextureConfig", "TextureBaker", "bake_texture"],
 })

@@ -35,6 +35,10 @@ class TextureConfig:
     depth_tolerance: float = 0.6
 
 
+#: the visibility test renders the head at most this many pixels on its longest side
+VISIBILITY_SIDE = 1024
+
+
 def _uv_layout(model: MorphableModel, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """UV-space screen vertices ``(1, T, 3)``, UV triangles and matching mesh triangles ``(F, 3)``."""
     data = model.data
@@ -56,64 +60,89 @@ def _sample(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     xy = xy.reshape(-1, width, 2)
     out = cv2.remap(image, xy[..., 0].copy(), xy[..., 1].copy(), cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(-1, 3)[:n].astype(np.float64) / 255.0
+    return out.reshape(-1, 3)[:n].astype(np.float32) / 255.0
+
+
+class TextureBaker:
+    """Bakes face textures for one model; the UV layout (rasterized once per texture size), the
+    triangles and the albedo model are built on the first bake and reused for every photo after it."""
+
+    def __init__(self, model: MorphableModel, config: TextureConfig = TextureConfig()) -> None:
+        self.model, self.config = model, config
+        self._layout: tuple | None = None
+
+    def _prepared(self) -> tuple:
+        if self._layout is None:
+            screen, uv_tris, mesh_tris = _uv_layout(self.model, self.config.size)
+            size = self.config.size
+            fg = foreground(rasterize(screen.to(torch.float32), uv_tris, (size, size), perspective=False))
+            albedo = AlbedoModel.from_data(self.model.data, torch.float32)
+            self._layout = fg, mesh_tris, self.model.triangles(("head",)), albedo
+        return self._layout
+
+    def bake(self, coeffs: FaceCoeffs, image: np.ndarray) -> np.ndarray:
+        """``(S, S, 3)`` uint8 sRGB-ish albedo texture of the ``M_Face`` UV tile (row 0 = v 1).
+
+        coeffs: one face (batch of one) fitted to ``image`` (RGB uint8 ``(H, W, 3)``),
+        with lighting and albedo from :mod:`facecast.recon.fit.photometric`.
+        """
+        if coeffs.batch_size != 1:
+            raise ValueError(f"bake_texture takes one face, got a batch of {coeffs.batch_size}")
+        config, model = self.config, self.model
+        fg, mesh_tris, head, albedo_model = self._prepared()
+        c = coeffs.to(model.neutral.dtype)
+        with torch.no_grad():
+            vertices = model(c.identity, c.expression, c.rotation, c.translation).vertices.to(torch.float32)
+            normals = vertex_normals(vertices, head)
+            attrs = torch.cat([vertices, normals, albedo_model.vertex_albedo(c.albedo.to(torch.float32))], -1)
+            texel = vertex_attributes_at(attrs, mesh_tris, fg)
+            position, fallback = texel[:, :3], texel[:, 6:]
+            normal = torch.nn.functional.normalize(texel[:, 3:6], dim=-1)
+            height, width = image.shape[:2]
+            focal, principal = c.focal.to(torch.float32), c.principal.to(torch.float32)
+            pixels = coeffs_camera(focal, principal, (height, width)).project(position[None])[0]
+            # visibility: depth test against a render of the head, at most VISIBILITY_SIDE pixels wide
+            scale = min(1.0, VISIBILITY_SIDE / max(height, width))
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            small = coeffs_camera(focal * scale, principal * scale, size)
+            rendered = Renderer(RendererConfig(backend="torch", cull_backfaces=True))(
+                vertices, head, small, torch.zeros_like(vertices)).depth[0]
+            facing = (-normal * torch.nn.functional.normalize(position, dim=-1)).sum(-1)
+            col = (pixels[:, 0] * scale).long().clamp(0, size[1] - 1)
+            row = (pixels[:, 1] * scale).long().clamp(0, size[0] - 1)
+            inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
+            visible = inside & ((rendered[row, col] + position[:, 2]).abs() < config.depth_tolerance)
+            blend = ((facing - config.min_facing) / (config.full_facing - config.min_facing)).clamp(0, 1) * visible
+            shade = irradiance(normal[None], c.lighting.to(torch.float32))[0].clamp_min(0.05)
+            photo = torch.as_tensor(_sample(image, pixels.numpy())) / shade
+            colour = blend[:, None] * photo.clamp(0, 1) + (1 - blend[:, None]) * fallback
+        texture = _fill(colour.numpy(), fg.pixel.numpy(), config.size, fallback.mean(0).numpy())
+        return (np.clip(texture, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def bake_texture(model: MorphableModel, coeffs: FaceCoeffs, image: np.ndarray,
                  config: TextureConfig = TextureConfig()) -> np.ndarray:
-    """``(S, S, 3)`` uint8 sRGB-ish albedo texture of the ``M_Face`` UV tile (row 0 = v 1).
-
-    coeffs: one face (batch of one) fitted to ``image`` (RGB uint8 ``(H, W, 3)``),
-    with lighting and albedo from :mod:`facecast.recon.fit.photometric`.
-    """
-    if coeffs.batch_size != 1:
-        raise ValueError(f"bake_texture takes one face, got a batch of {coeffs.batch_size}")
-    size = config.size
-    c = coeffs.to(torch.float64)
-    model64 = model if model.neutral.dtype == torch.float64 else MorphableModel(model.data, dtype=torch.float64)
-    with torch.no_grad():
-        vertices = model64(c.identity, c.expression, c.rotation, c.translation).vertices
-        screen, uv_tris, mesh_tris = _uv_layout(model64, size)
-        fg = foreground(rasterize(screen, uv_tris, (size, size), perspective=False))
-        albedo_model = AlbedoModel.from_data(model64.data, torch.float64)
-        normals = vertex_normals(vertices, model64.triangles(("head",)))
-        attrs = torch.cat([vertices, normals, albedo_model.vertex_albedo(c.albedo)], -1)
-        texel = vertex_attributes_at(attrs, mesh_tris, fg)
-        position, normal, fallback = texel[:, :3], torch.nn.functional.normalize(texel[:, 3:6], dim=-1), texel[:, 6:]
-        height, width = image.shape[:2]
-        camera = coeffs_camera(c.focal, c.principal, (height, width))
-        pixels = camera.project(position[None])[0]
-        depth = -position[:, 2]
-        rendered = Renderer(RendererConfig(backend="torch", cull_backfaces=True))(
-            vertices, model64.triangles(("head",)), camera, torch.zeros_like(vertices)).depth[0]
-        facing = (-normal * torch.nn.functional.normalize(position, dim=-1)).sum(-1)
-        col = pixels[:, 0].round().long().clamp(0, width - 1)
-        row = pixels[:, 1].round().long().clamp(0, height - 1)
-        inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
-        visible = inside & ((rendered[row, col] - depth).abs() < config.depth_tolerance)
-        blend = ((facing - config.min_facing) / (config.full_facing - config.min_facing)).clamp(0, 1) * visible
-        shade = irradiance(normal[None], c.lighting)[0].clamp_min(0.05)
-        photo = torch.as_tensor(_sample(image, pixels.numpy())) / shade
-        colour = blend[:, None] * photo.clamp(0, 1) + (1 - blend[:, None]) * fallback
-    texture = _fill(colour.numpy(), fg.pixel.numpy(), size, fallback.mean(0).numpy())
-    return (np.clip(texture, 0, 1) * 255 + 0.5).astype(np.uint8)
+    """``(S, S, 3)`` uint8 face texture of one face fitted to ``image`` (see :meth:`TextureBaker.bake`);
+    keep a :class:`TextureBaker` to bake many photos of one model."""
+    return TextureBaker(model, config).bake(coeffs, image)
 
 
 def _fill(colour: np.ndarray, pixel: np.ndarray, size: int, background: np.ndarray,
           gutter: int = 8) -> np.ndarray:
-    """Scatter texel colours into an image, grow them ``gutter`` pixels into the empty
-    seams (so mip-mapping does not bleed background into the face) and fill the rest."""
+    """Scatter texel colours into an image, grow them ``gutter`` pixels into the empty seams
+    (the mean of the baked texels within that distance, so mip-mapping does not bleed background
+    into the face) and fill the rest with ``background``."""
     import cv2
 
     image = np.zeros((size * size, 3), np.float32)
     weight = np.zeros(size * size, np.float32)
     image[pixel], weight[pixel] = colour, 1.0
     image, weight = image.reshape(size, size, 3), weight.reshape(size, size)
-    for _ in range(gutter):
-        grown = cv2.blur(image * weight[..., None], (3, 3))
-        count = cv2.blur(weight, (3, 3))
-        empty = (weight == 0) & (count > 0)
-        image[empty] = grown[empty] / count[empty, None]
-        weight[empty] = 1.0
-    image[weight == 0] = background
-    return image.astype(np.float64)
+    window = (2 * gutter + 1, 2 * gutter + 1)
+    total = cv2.boxFilter(image, -1, window, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.boxFilter(weight, -1, window, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    empty = weight == 0
+    grown = empty & (count > 0.5)
+    image[grown] = total[grown] / count[grown, None]
+    image[empty & ~grown] = background
+    return image

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from facecast.recon.landmarks.correspondence import LandmarkMapping, barycentric_points
+from facecast.recon.model.geometry import apply_rigid
 from facecast.recon.model.morphable import MorphableModel
 
 
@@ -63,12 +64,21 @@ class SparseLandmarks:
 
     def evaluate(self, identity: torch.Tensor, expression: torch.Tensor, rotation: torch.Tensor,
                  translation: torch.Tensor) -> torch.Tensor:
-        """Posed landmark points ``(B, N, 3)`` cm for coefficients as in :meth:`MorphableModel.forward`.
+        """Posed landmark points ``(B, N, 3)`` cm for coefficients as in :meth:`MorphableModel.forward`:
+        identity ``(B, 100)``, expression ``(B, 53)``, axis-angle rotation ``(B, 3)``, translation ``(B, 3)``.
 
-        Includes the mapping's view-dependent offsets when it has them.
+        The points are linear in the coefficients (:meth:`point_basis`), so this is one small
+        matrix product and the pose, not a sparse mesh and its barycentric gather. Includes the
+        mapping's view-dependent offsets when it has them.
         """
-        points = self.points(self.model(identity, expression, rotation, translation).vertices)
+        batch = identity.shape[0]
+        if identity.ndim != 2 or identity.shape[1] != 100 or expression.shape != (batch, 53):
+            raise ValueError(f"identity (B, 100) and expression (B, 53) expected, got {tuple(identity.shape)} "
+                             f"and {tuple(expression.shape)}")
+        base, basis = self.point_basis(identity.dtype)
+        n, k = basis.shape[0], basis.shape[2]
+        shape = torch.cat([identity, expression], dim=1)
+        points = apply_rigid(base + (shape @ basis.reshape(n * 3, k).T).reshape(batch, n, 3), rotation, translation)
         if self.mapping.view is not None:
-            batch = points.shape[0]
             points = points + self.mapping.view.camera_offsets(rotation.expand(batch, 3), translation.expand(batch, 3))
         return points

@@ -130,5 +130,14 @@ def coeffs_camera(focal: torch.Tensor, principal: torch.Tensor, image_size: tupl
 
 
 def project_points(points: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
-    """Camera-world points ``(B, N, 3)`` -> pixels ``(B, N, 2)`` (focal ``(B,)``, principal ``(B, 2)``)."""
-    return coeffs_camera(focal, principal, (1, 1)).project(points)
+    """Camera-world points ``(B, N, 3)`` -> pixels ``(B, N, 2)`` (focal ``(B,)``, principal ``(B, 2)``).
+
+    The projection of :func:`coeffs_camera` (``u = cx + f X / -Z``, ``v = cy - f Y / -Z``), written out:
+    it runs in every step of every fit, where building a camera object costs more than the arithmetic.
+    """
+    if points.ndim != 3 or points.shape[-1] != 3 or focal.shape != points.shape[:1] \
+            or principal.shape != (points.shape[0], 2):
+        raise ValueError(f"points (B, N, 3), focal (B,) and principal (B, 2) expected, got {tuple(points.shape)}, "
+                         f"{tuple(focal.shape)} and {tuple(principal.shape)}")
+    flip = torch.tensor([1.0, -1.0], dtype=points.dtype, device=points.device)
+    return torch.addcmul(principal[:, None, :], points[..., :2] * flip, focal[:, None, None] / -points[..., 2:])

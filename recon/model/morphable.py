@@ -107,6 +107,32 @@ class MorphableModel(nn.Module):
         polygons = self.data.face_vertices[self.data.region_face_mask(regions)]
         return torch.as_tensor(triangulate(polygons), device=self.neutral.device)
 
+    def identity_shape(self, identity: torch.Tensor) -> torch.Tensor:
+        """``(B, N, 3)`` cm: the unposed, expressionless heads of ``identity (B, 100)``. A video keeps
+        one identity: compute this once and pass it to :meth:`expressed` for every frame."""
+        _check_coefficients("identity", identity, N_IDENTITY, self.neutral.dtype)
+        return self.neutral + blend_shapes(identity, self.identity_basis)
+
+    def expressed(self, shape: torch.Tensor, expression: torch.Tensor, rotation: torch.Tensor | None = None,
+                  translation: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, N, 3)`` vertices in cm: ``shape`` (``(1 or B, N, 3)`` from :meth:`identity_shape`) with
+        ``expression (B, 53)``, then the optional pose as in :meth:`forward`."""
+        _check_coefficients("expression", expression, N_EXPRESSION, self.neutral.dtype)
+        if shape.ndim != 3 or shape.shape[1:] != self.neutral.shape or shape.shape[0] not in (1, expression.shape[0]):
+            raise ValueError(f"shape must have shape (1 or {expression.shape[0]}, {self.n_vertices}, 3), "
+                             f"got {tuple(shape.shape)}")
+        batch = expression.shape[0]
+        vertices = shape + blend_shapes(expression, self.expression_basis)
+        if rotation is not None or translation is not None:
+            zeros = expression.new_zeros(batch, 3)
+            rotation = zeros if rotation is None else rotation
+            translation = zeros if translation is None else translation
+            for name, value in (("rotation", rotation), ("translation", translation)):
+                if value.shape != (batch, 3):
+                    raise ValueError(f"{name} must have shape ({batch}, 3), got {tuple(value.shape)}")
+            vertices = apply_rigid(vertices, rotation, translation)
+        return vertices
+
     def forward(self, identity: torch.Tensor, expression: torch.Tensor,
                 rotation: torch.Tensor | None = None,
                 translation: torch.Tensor | None = None) -> FaceOutput:
@@ -118,22 +144,11 @@ class MorphableModel(nn.Module):
         translation: optional ``(B, 3)`` cm, applied after the rotation.
         Returns :class:`FaceOutput` with ``vertices (B, N, 3)`` in cm.
         """
-        dtype = self.neutral.dtype
-        _check_coefficients("identity", identity, N_IDENTITY, dtype)
-        _check_coefficients("expression", expression, N_EXPRESSION, dtype)
+        _check_coefficients("identity", identity, N_IDENTITY, self.neutral.dtype)
+        _check_coefficients("expression", expression, N_EXPRESSION, self.neutral.dtype)
         if identity.shape[0] != expression.shape[0]:
             raise ValueError(f"batch sizes differ: identity {identity.shape[0]}, expression {expression.shape[0]}")
-        batch = identity.shape[0]
-        vertices = (self.neutral + blend_shapes(identity, self.identity_basis)
-                    + blend_shapes(expression, self.expression_basis))
-        if rotation is not None or translation is not None:
-            zeros = identity.new_zeros(batch, 3)
-            rotation = zeros if rotation is None else rotation
-            translation = zeros if translation is None else translation
-            for name, value in (("rotation", rotation), ("translation", translation)):
-                if value.shape != (batch, 3):
-                    raise ValueError(f"{name} must have shape ({batch}, 3), got {tuple(value.shape)}")
-            vertices = apply_rigid(vertices, rotation, translation)
+        vertices = self.expressed(self.identity_shape(identity), expression, rotation, translation)
         landmarks = None
         if bool((self.landmark_index >= 0).all()):
             landmarks = vertices[:, self.landmark_index]
