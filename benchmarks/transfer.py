@@ -76,6 +76,8 @@ def main() -> None:
                         help="0 = the reported case (sequence seed 1, identities seed 7); others for held-out checks")
     parser.add_argument("--view-offsets", action="store_true",
                         help="track with the calibrated mapping's view-dependent offsets (off by default)")
+    parser.add_argument("--solver", choices=("levenberg_marquardt", "adam"), default="levenberg_marquardt",
+                        help="accurate mode's chunk solver (TrackConfig.solver)")
     parser.add_argument("--expression-prior", type=float, default=None,
                         help="override the tracker's FitConfig.expression_prior")
     args = parser.parse_args()
@@ -93,7 +95,7 @@ def main() -> None:
         video = Path(tmp) / "driver.mp4"
         write_clip(video, frames, args.fps)
         start = time.perf_counter()
-        tracking = TrackConfig(mode=args.mode)
+        tracking = TrackConfig(mode=args.mode, solver=args.solver)
         if args.expression_prior is not None:
             tracking = replace(tracking, fit=replace(tracking.fit, expression_prior=args.expression_prior))
         job = TrackJobConfig(tracking=tracking, preview=False, view_offsets=args.view_offsets,

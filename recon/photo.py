@@ -117,6 +117,18 @@ class PhotoReconstructor:
 
             self.regressor = load_regressor(config.regressor or shipped_regressor_path())
 
+    def close(self) -> None:
+        """Free the detector's graphs (a reconstructor that is dropped without this keeps them)."""
+        close = getattr(self.detector, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> PhotoReconstructor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def detect(self, image: np.ndarray, name: str = "image") -> DetectedFace:
         """The configured face of ``image`` (RGB uint8 ``(H, W, 3)``); :class:`NoFaceError` if none."""
         return self.detect_faces(image, name, self.config.face_index)[0]
@@ -169,7 +181,8 @@ class PhotoReconstructor:
 def photo_texture(model: MorphableModel, image: np.ndarray, texture: TextureConfig = TextureConfig(),
                   config: PhotoConfig = PhotoConfig(), name: str = "image") -> np.ndarray:
     """``(S, S, 3)`` uint8 UV face texture baked from the configured face of ``image`` (RGB uint8 ``(H, W, 3)``)."""
-    result = PhotoReconstructor(model, config=config).reconstruct(image, name)
+    with PhotoReconstructor(model, config=config) as photo:
+        result = photo.reconstruct(image, name)
     return bake_texture(model, result.coeffs, image, texture)
 
 

@@ -61,6 +61,28 @@ def load_model(options: TrackOptions | ReconstructOptions):
     return MorphableModel.load(options.assets or None)
 
 
+class PhotoWorker:
+    """A worker's model and its photo pipelines, built once per configuration and reused for every
+    photo (a pipeline per photo would open MediaPipe graphs, regressor and texture layout each time)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self._pipelines: dict = {}
+
+    def pipeline(self, config):
+        from facecast.pipelines.commands.reconstruct import PhotoPipeline
+
+        key = repr(config)
+        if key not in self._pipelines:
+            self._pipelines[key] = PhotoPipeline(self.model, config)
+        return self._pipelines[key]
+
+
+def load_photo_worker(options: ReconstructOptions) -> PhotoWorker:
+    """The ICT model and a pipeline cache, once per worker process."""
+    return PhotoWorker(load_model(options))
+
+
 def track_outputs(input_path: Path, options: TrackOptions) -> tuple[str, ...]:
     return TRACK_OUTPUTS + (("preview.mp4",) if options.preview else ())
 
@@ -83,14 +105,16 @@ def reconstruct_outputs(input_path: Path, options: ReconstructOptions) -> tuple[
     return RECONSTRUCT_OUTPUTS + (("head_preview.png",) if options.preview else ())
 
 
-def run_reconstruct(input_path: Path, output_dir: Path, options: ReconstructOptions, model) -> JobResult:
+def run_reconstruct(input_path: Path, output_dir: Path, options: ReconstructOptions,
+                    worker: PhotoWorker) -> JobResult:
     from facecast.pipelines.commands.reconstruct import ReconstructConfig, reconstruct
     from facecast.recon.photo import PhotoConfig
 
     start = time.perf_counter()
     config = ReconstructConfig(photo=PhotoConfig(mode=options.mode, face_index=options.face_index),
                                bake_texture=options.texture)
-    written = reconstruct(input_path, output_dir / "head.glb", (), config, model=model, preview=options.preview)
+    written = reconstruct(input_path, output_dir / "head.glb", (), config, preview=options.preview,
+                          pipeline=worker.pipeline(config))
     names = tuple(sorted(p.relative_to(output_dir).as_posix() for p in written))
     return JobResult(names, 1, time.perf_counter() - start)
 
@@ -98,4 +122,5 @@ def run_reconstruct(input_path: Path, output_dir: Path, options: ReconstructOpti
 TRACK_JOB = Job(name="track", options_type=TrackOptions, run=run_track, outputs_for=track_outputs,
                 suffixes=VIDEO_SUFFIXES, load=load_model)
 RECONSTRUCT_JOB = Job(name="reconstruct", options_type=ReconstructOptions, run=run_reconstruct,
-                      outputs_for=reconstruct_outputs, suffixes=IMAGE_SUFFIXES, load=load_model)
+                      outputs_for=reconstruct_outputs, suffixes=IMAGE_SUFFIXES,
+                      load=load_photo_worker)

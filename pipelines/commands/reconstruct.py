@@ -58,10 +58,12 @@ class Reconstruction:
 
 
 def _png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB uint8 image; zlib level 1 (a 1024-pixel texture in ~0.05 s instead of ~0.3 s
+    at PIL's default 6, for files ~15 % larger)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -72,6 +74,16 @@ class PhotoPipeline:
         self.model, self.config = model, config
         self.photo = PhotoReconstructor(model, config=config.photo)
         self.baker = TextureBaker(model, config.texture)
+
+    def close(self) -> None:
+        """Free the detector's graphs."""
+        self.photo.close()
+
+    def __enter__(self) -> PhotoPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, image: np.ndarray, source: str = "image") -> Reconstruction:
         """Reconstruct the configured face of ``image`` (RGB uint8 ``(H, W, 3)``)."""
@@ -154,13 +166,16 @@ def load_photo(photo: str | Path | None) -> tuple[np.ndarray, str]:
 
 def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tuple[str, ...] = (),
                 config: ReconstructConfig = ReconstructConfig(), model: MorphableModel | None = None,
-                assets: str | Path | None = None, preview: bool = True, all_faces: bool = False) -> list[Path]:
+                assets: str | Path | None = None, preview: bool = True, all_faces: bool = False,
+                pipeline: PhotoPipeline | None = None) -> list[Path]:
     """Reconstruct the face of ``photo`` (``None``: the built-in astronaut) and write ``output``
     (.glb/.obj/.ply) and its companions.
 
     extra_formats: more mesh formats (``(".obj", ".ply")``) written beside ``output``.
     all_faces: every face found, largest first, as ``NAME_0.glb``, ``NAME_1.glb``, ... (each with
     its JSON and preview) instead of ``config.photo.face_index`` alone.
+    pipeline: a :class:`PhotoPipeline` to reuse for many photos (its model and config are used; the
+    caller closes it); without one, a pipeline is built for this photo and closed after it.
     Returns the paths written. Raises user errors (``MediaError``, ``NoFaceError``,
     ``ExportError``, ``AssetError``) before anything is written.
     """
@@ -168,13 +183,19 @@ def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tup
     for suffix in extra_formats:
         check_output(output.with_suffix(suffix))
     image, source = load_photo(photo)
-    model = model or MorphableModel.load(assets)
-    pipeline = PhotoPipeline(model, config)
-    if not all_faces:
-        named = [(output, pipeline.run(image, source))]
-    else:
-        recs = pipeline.run_faces(image, source, None)
-        named = [(output.with_name(f"{output.stem}_{k}{output.suffix}"), rec) for k, rec in enumerate(recs)]
+    own = pipeline is None
+    if own:
+        pipeline = PhotoPipeline(model or MorphableModel.load(assets), config)
+    model = pipeline.model
+    try:
+        if not all_faces:
+            named = [(output, pipeline.run(image, source))]
+        else:
+            recs = pipeline.run_faces(image, source, None)
+            named = [(output.with_name(f"{output.stem}_{k}{output.suffix}"), rec) for k, rec in enumerate(recs)]
+    finally:
+        if own:
+            pipeline.close()
     files: dict[str, bytes] = {}
     triangles = model.triangles(("head", "eyeballs")) if preview else None
     for path, rec in named:

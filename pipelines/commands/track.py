@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from facecast.pipelines.export.obj import export_obj
 from facecast.pipelines.export.pc2 import Pc2Writer
 from facecast.pipelines.media import Frame, iter_frames, probe_video
 from facecast.pipelines.overlay import LineOverlay
+from facecast.pipelines.progress import StageClock
 from facecast.recon.fit.tracking import FrameLandmarks, TrackConfig, TrackedFrame, VideoTracker
 from facecast.recon.landmarks.correspondence import SURFACE_SKIN, mediapipe478_mapping
 from facecast.recon.landmarks.detector import select_faces
@@ -87,50 +89,60 @@ class TrackSummary:
     gaps: list[int]
     files: list[Path]
     seconds: float
+    stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage (see StageClock)
 
 
-def _decoded(video: str | Path, config: TrackJobConfig) -> Iterator[tuple[Frame, np.ndarray | None, float]]:
+def _decoded(video: str | Path, config: TrackJobConfig,
+             clock: StageClock) -> Iterator[tuple[Frame, np.ndarray | None, float]]:
     """``(frame, preview-sized copy or None, preview scale)`` for every frame (run ahead on a thread)."""
     import cv2
 
-    for frame in iter_frames(video, config.max_frames):
+    frames = iter_frames(video, config.max_frames)
+    while True:
+        start = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            return
         scale = min(1.0, config.preview_side / max(frame.rgb.shape[:2]))
         small = None
         if config.preview:
             small = frame.rgb if scale == 1.0 else cv2.resize(
                 frame.rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        clock.add("decode", time.perf_counter() - start)
         yield frame, small, scale
 
 
 def _landmark_stream(frames: Iterator[tuple[Frame, np.ndarray | None, float]], detector: MediaPipeDetector,
-                     config: TrackJobConfig, weight: torch.Tensor, keep: deque) -> Iterator[FrameLandmarks]:
+                     config: TrackJobConfig, weight: torch.Tensor, keep: deque,
+                     clock: StageClock) -> Iterator[FrameLandmarks]:
     """Detect (tracking mode) and yield :class:`FrameLandmarks`.
 
     Appends ``(index, preview image or None, preview scale)`` of every frame to ``keep``
     so the caller can draw the preview when the (lagging) tracker emits that frame.
     """
-    current: list[tuple[int, float, tuple[int, int]]] = []
+    current: list[tuple[int, float, tuple[int, int], float]] = []
 
     def images() -> Iterator[np.ndarray]:
         for frame, small, scale in frames:
             keep.append((frame.index, small, scale))
-            current[:] = [(frame.index, frame.time, frame.rgb.shape[:2])]
+            current[:] = [(frame.index, frame.time, frame.rgb.shape[:2], time.perf_counter())]
             yield frame.rgb
 
     for faces in detector.track(images()):
-        index, time, size = current[0]
+        index, when, size, handed = current[0]
+        clock.add("detect", time.perf_counter() - handed)
         points = None
         if len(faces) > config.face_index:
             face = select_faces(faces, config.face_index, source=f"frame {index}")[0]
             points = torch.tensor(face.points + PIXEL_OFFSET, dtype=torch.float32)
-        yield FrameLandmarks(index, time, size, points, None if points is None else weight)
+        yield FrameLandmarks(index, when, size, points, None if points is None else weight)
 
 
 class _Outputs:
     """Streams results into a temporary folder inside ``outdir``; :meth:`commit` publishes them."""
 
-    def __init__(self, outdir: Path, model: MorphableModel, config: TrackJobConfig, fps: float):
-        self.outdir, self.config, self.model, self.fps = outdir, config, model, fps
+    def __init__(self, outdir: Path, model: MorphableModel, config: TrackJobConfig, fps: float, clock: StageClock):
+        self.outdir, self.config, self.model, self.fps, self.clock = outdir, config, model, fps, clock
         self.tmp = Path(tempfile.mkdtemp(prefix=".facecast-track-", dir=outdir))
         self.avatar = build_avatar(model, np.zeros(100), config.regions)
         self.mesh = model.subset(self.avatar.source_vertex_ids)  # only the exported vertices
@@ -140,7 +152,12 @@ class _Outputs:
         if config.preview:  # drawn and encoded on a thread of its own, frame by frame
             self.video = VideoWriter(self.tmp / "preview.mp4", fps=fps, crf=23, preset="veryfast")
             overlay = LineOverlay()
-            self.preview = Consumer(lambda item: self.video.write(overlay.draw(*item)))
+
+            def draw(item: tuple) -> None:
+                with clock.stage("preview"):
+                    self.video.write(overlay.draw(*item))
+
+            self.preview = Consumer(draw)
         self.rows: list[FaceCoeffs] = []  # ~1 KB a frame: the coefficient files are written at the end
         self.landmarks: list[np.ndarray] = []
         self.origin: torch.Tensor | None = None
@@ -193,6 +210,7 @@ class _Outputs:
         if self.preview is not None:
             self.preview.close()
             self.video.close() if self.video.frames else self.video.abort()
+        summary["stage_seconds"] = self.clock.rounded()
         summary["identity"] = coeffs.identity[0].tolist()
         summary["camera"] = {"focal_px": float(coeffs.focal[0]),
                              "principal_px": (coeffs.principal[0].double() - PIXEL_OFFSET).tolist()}
@@ -258,26 +276,34 @@ class VideoFit:
         return cls(model, sparse, VideoTracker(sparse, config.tracking, regressor), weight)
 
 
-def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig
+def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig, clock: StageClock | None = None
                  ) -> Iterator[tuple[TrackedFrame, np.ndarray | None, float]]:
     """Yield ``(tracked frame, preview image or None, preview scale)`` in frame order.
 
+    clock: counts ``decode`` (on the read-ahead thread), ``detect`` (MediaPipe) and ``fit`` seconds.
     Raises :class:`~facecast.recon.landmarks.detector.NoFaceError` when no frame shows a face.
     """
     from facecast.recon.landmarks.detector import NoFaceError
     from facecast.recon.landmarks.mediapipe_mesh import MediaPipeConfig
 
+    clock = clock or StageClock()
     keep: deque = deque()
     detector_config = MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))
     with MediaPipeDetector(detector_config) as detector:
-        stream = _landmark_stream(prefetched(_decoded(video, config)), detector, config, fit.weight, keep)
+        frames = prefetched(_decoded(video, config, clock))
+        stream = _landmark_stream(frames, detector, config, fit.weight, keep, clock)
         tracked_frames = fit.tracker.run(stream)
         if config.tracking.mode == "fast" and config.fast_smoothing:
             from facecast.pipelines.commands.smoothing import smooth_tracked
 
             tracked_frames = smooth_tracked(tracked_frames)
         try:
-            for tracked in tracked_frames:
+            while True:
+                start, detected = time.perf_counter(), clock.seconds.get("detect", 0.0)
+                tracked = next(tracked_frames, None)
+                clock.add("fit", time.perf_counter() - start - (clock.seconds.get("detect", 0.0) - detected))
+                if tracked is None:
+                    return
                 while keep and keep[0][0] < tracked.index:
                     keep.popleft()
                 _, small, scale = keep.popleft()
@@ -291,31 +317,40 @@ def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig
 def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJobConfig(),
           model: MorphableModel | None = None, assets: str | Path | None = None,
           show_progress: bool = True) -> TrackSummary:
-    """Track the face of ``video`` and write the outputs listed in the module docstring."""
-    import time as clock
+    """Track the face of ``video`` and write the outputs listed in the module docstring.
 
-    start = clock.perf_counter()
-    info = probe_video(video)
-    outdir = prepare_outdir(outdir)
-    model = model or MorphableModel.load(assets)
-    fit = VideoFit.build(model, config)
-    outputs = _Outputs(outdir, model, config, info.fps)
+    ``track.json`` and the summary's ``stages`` give the wall seconds of each stage: ``start``
+    (model, detector and tracker set up), ``decode`` and ``preview`` (on threads of their own,
+    overlapping the others), ``detect`` (MediaPipe), ``fit``, ``outputs`` (meshes and point cache
+    streamed to disk) and ``write`` (coefficient files, publishing).
+    """
+    clock = StageClock()
+    start = time.perf_counter()
+    with clock.stage("start"):
+        info = probe_video(video)
+        outdir = prepare_outdir(outdir)
+        model = model or MorphableModel.load(assets)
+        fit = VideoFit.build(model, config)
+        outputs = _Outputs(outdir, model, config, info.fps, clock)
     frames = info.n_frames if config.max_frames is None else min(config.max_frames, info.n_frames or config.max_frames)
     progress, total = _progress(frames, show_progress)
     try:
         with progress:
             task = progress.add_task("track", total=total, fps=0.0)
-            for tracked, small, scale in iter_tracked(video, fit, config):
-                l68, l478 = (points[0] for points in model_landmarks(fit.sparse, tracked.coeffs))
-                preview = None if small is None else (l478, small, l68, scale)
-                outputs.add(tracked, outputs.vertices(tracked.coeffs), l68, preview)
+            for tracked, small, scale in iter_tracked(video, fit, config, clock):
+                with clock.stage("outputs"):
+                    l68, l478 = (points[0] for points in model_landmarks(fit.sparse, tracked.coeffs))
+                    preview = None if small is None else (l478, small, l68, scale)
+                    outputs.add(tracked, outputs.vertices(tracked.coeffs), l68, preview)
                 done = len(outputs.rows)
-                progress.update(task, completed=done, fps=done / (clock.perf_counter() - start))
-        summary = {"video": str(video), "fps": info.fps, "frames": len(outputs.rows),
-                   "frames_without_face": fit.tracker.gaps, "pose": config.pose,
-                   "mesh_format": config.mesh_format, "units": "cm, y up"}
-        files = outputs.commit(summary)
+                progress.update(task, completed=done, fps=done / (time.perf_counter() - start))
+        with clock.stage("write"):
+            summary = {"video": str(video), "fps": info.fps, "frames": len(outputs.rows),
+                       "frames_without_face": fit.tracker.gaps, "pose": config.pose,
+                       "mesh_format": config.mesh_format, "units": "cm, y up"}
+            files = outputs.commit(summary)
     except BaseException:
         outputs.abort()
         raise
-    return TrackSummary(len(outputs.rows), info.fps, fit.tracker.gaps, files, clock.perf_counter() - start)
+    return TrackSummary(len(outputs.rows), info.fps, fit.tracker.gaps, files, time.perf_counter() - start,
+                        clock.rounded())

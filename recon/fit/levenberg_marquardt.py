@@ -51,12 +51,13 @@ class _Problem:
     """Constant data of one solve, float64."""
 
     base: torch.Tensor       # (N, 3) landmark points of the neutral, model frame
-    basis: torch.Tensor      # (N, 3, K) points per identity (100) + expression (53) weight
+    basis: torch.Tensor      # (N, 3, K) points per identity (n_identity) + expression (53) weight
     target: torch.Tensor     # (B, N, 2) pixels
     weight: torch.Tensor     # (B, N) normalised point weights (sum 1 per face)
     scale: torch.Tensor      # (B,) face size in pixels
     focal: torch.Tensor      # (B,)
     principal: torch.Tensor  # (B, 2)
+    n_identity: int = 100    # identity columns of basis (0: the identity is fixed, folded into base)
 
 
 def _posed(problem: _Problem, rotation: torch.Tensor, translation: torch.Tensor, shape: torch.Tensor,
@@ -81,7 +82,7 @@ def _objective(problem: _Problem, config: FitConfig, points: torch.Tensor, shape
     """``(B,)`` the fit objective (robust landmark term + priors)."""
     dist = (_project(problem, points) - problem.target).norm(dim=-1) / problem.scale[:, None]
     data = (huber(dist, config.huber_delta) * problem.weight).sum(1)
-    identity, expression = shape[:, :100], shape[:, 100:]
+    identity, expression = shape[:, :problem.n_identity], shape[:, problem.n_identity:]
     return data + config.identity_prior * (identity ** 2).sum(1) + config.expression_prior * expression.abs().sum(1)
 
 
@@ -99,10 +100,10 @@ def _normal_equations(problem: _Problem, config: FitConfig, rotation: torch.Tens
     rx, ry, rz = rel.unbind(-1)
     # d(R X) / d(omega) for R <- exp(omega) R is -[R X]_x
     skew = torch.stack([zero, rz, -ry, -rz, zero, rx, ry, -rx, zero], -1).reshape(*rel.shape, 3)
-    eye = torch.eye(3, dtype=points.dtype).expand(*rel.shape[:2], 3, 3)
-    rotated_basis = rotation[:, None] @ problem.basis[None]                             # (B, N, 3, K)
-    dpoints = torch.cat([skew, eye, rotated_basis], dim=-1)                             # (B, N, 3, P)
-    jac = dproj @ dpoints                                                               # (B, N, 2, P)
+    # shape columns d(u, v)/d(shape) = (dproj R) basis: a (2, 3) @ (3, K) product per point, batched over the points
+    turned = (dproj @ rotation[:, None]).permute(1, 0, 2, 3).reshape(points.shape[1], -1, 3)  # (N, B * 2, 3)
+    shape_jac = (turned @ problem.basis).reshape(points.shape[1], points.shape[0], 2, -1).permute(1, 0, 2, 3)
+    jac = torch.cat([dproj @ skew, dproj, shape_jac], dim=-1)                                 # (B, N, 2, P)
     residual = (_project(problem, points) - problem.target) / problem.scale[:, None, None]
     dist = residual.norm(dim=-1)
     delta = config.huber_delta
@@ -116,7 +117,7 @@ def _normal_equations(problem: _Problem, config: FitConfig, rotation: torch.Tens
     weighted = (curvature * irls[..., None, None]) @ jac                                 # (B, N, 2, P)
     flat = jac.shape[0], -1, jac.shape[-1]
     hessian = jac.reshape(flat).transpose(1, 2) @ weighted.reshape(flat)
-    n_id = 100
+    n_id = problem.n_identity
     ids = slice(N_POSE, N_POSE + n_id)
     gradient[:, ids] += 2 * config.identity_prior * shape[:, :n_id]
     gradient[:, N_POSE + n_id:] += config.expression_prior
@@ -125,12 +126,12 @@ def _normal_equations(problem: _Problem, config: FitConfig, rotation: torch.Tens
     return hessian, gradient
 
 
-def _free_mask(shape: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+def _free_mask(shape: torch.Tensor, gradient: torch.Tensor, n_identity: int = 100) -> torch.Tensor:
     """``(B, P)`` True for parameters free in this step (expressions at a bound pushed outwards are not)."""
-    expression, grad = shape[:, 100:], gradient[:, N_POSE + 100:]
+    expression, grad = shape[:, n_identity:], gradient[:, N_POSE + n_identity:]
     fixed = ((expression <= 0) & (grad > 0)) | ((expression >= 1) & (grad < 0))
     free = torch.ones_like(gradient, dtype=torch.bool)
-    free[:, N_POSE + 100:] = ~fixed
+    free[:, N_POSE + n_identity:] = ~fixed
     return free
 
 

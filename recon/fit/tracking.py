@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, TemporalAnchor, fit_landmarks
+from facecast.recon.fit.levenberg_marquardt import SolverConfig
+from facecast.recon.fit.video_solver import solve_chunk
 from facecast.recon.landmarks.sparse import SparseLandmarks
 from facecast.recon.model.coeffs import FaceCoeffs
 
@@ -70,10 +72,16 @@ class TrackConfig:
     temporal_weight: float = 0.02  # 0 disables the temporal term (for ablations)
     mode: str = "accurate"  # or "fast" / "refine" (need a regressor, see the module docstring)
     refine_steps: int = 40
+    #: accurate mode's chunk solver: "levenberg_marquardt" (:mod:`facecast.recon.fit.video_solver`,
+    #: ``solver_iterations`` per chunk) or "adam" (``fit.warm_steps`` steps per chunk, the former default)
+    solver: str = "levenberg_marquardt"
+    solver_iterations: int = 10
 
     def __post_init__(self) -> None:
         if self.mode not in ("fast", "refine", "accurate"):
             raise ValueError(f"mode must be fast, refine or accurate, got {self.mode!r}")
+        if self.solver not in ("levenberg_marquardt", "adam"):
+            raise ValueError(f"solver must be levenberg_marquardt or adam, got {self.solver!r}")
 
 
 def _target(frames: list[FrameLandmarks]) -> LandmarkTarget:
@@ -137,7 +145,14 @@ class VideoTracker:
                 init = FaceCoeffs.cat([self._last] * len(found))
                 last = self._last
                 anchor = TemporalAnchor(last.rotation, last.translation, last.expression)
-            if self.config.mode == "accurate":
+            if self.config.mode == "accurate" and self.config.solver == "levenberg_marquardt":
+                target = _cast(_target(found), dtype)
+                if init is None:  # the first chunk: PnP and the rigid stage give the warm start
+                    init = fit_landmarks(self.sparse, target, replace(fit, steps=0), identity=self.identity)
+                solver = SolverConfig(iterations=self.config.solver_iterations)
+                coeffs = solve_chunk(self.sparse, target, init, self.identity.to(dtype), fit,
+                                     self.config.temporal_weight, anchor, solver)
+            elif self.config.mode == "accurate":
                 coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
                                        init=init, identity=self.identity, anchor=anchor)
             else:

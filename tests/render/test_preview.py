@@ -110,3 +110,34 @@ def test_failed_video_leaves_no_file(tmp_path):
         write_video(tmp_path / "keep.mp4", frames())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
     assert (tmp_path / "keep.mp4").read_bytes() == b"old"
+
+
+def test_video_writer_streams_frames_and_publishes_on_close(tmp_path):
+    from facecast.render.preview import VideoWriter
+
+    path = tmp_path / "stream.mp4"
+    with VideoWriter(path, fps=10, crf=23, preset="veryfast") as writer:
+        for k in range(5):
+            writer.write(np.full((24, 32, 3), 40 * k, np.uint8))
+            assert not path.exists()  # only a temporary file until the end
+    with av.open(str(path)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 5
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~_umask()  # not mkstemp's 0600
+
+
+def test_video_writer_abort_leaves_nothing(tmp_path):
+    from facecast.render.preview import VideoWriter
+
+    with pytest.raises(RuntimeError, match="stop"):
+        with VideoWriter(tmp_path / "stream.mp4") as writer:
+            writer.write(np.zeros((16, 16, 3), np.uint8))
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

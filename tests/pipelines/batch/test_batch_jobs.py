@@ -85,3 +85,15 @@ def test_jobs_take_the_fit_mode(shared_dir, tmp_path):
     assert 0 < gap.mean() < 6, gap.mean()
     with pytest.raises(batch.BatchUsageError, match="mode must be one of fast, refine, accurate"):
         batch.run([str(src)], tmp_path / "bad", job="track", workers=1, job_options={"mode": "quick"})
+
+
+def test_a_photo_worker_builds_one_pipeline_per_configuration(model):
+    from facecast.pipelines.batch.facecast_jobs import PhotoWorker
+    from facecast.pipelines.commands.reconstruct import ReconstructConfig
+    from facecast.recon.photo import PhotoConfig
+
+    worker = PhotoWorker(model)
+    fast = worker.pipeline(ReconstructConfig(photo=PhotoConfig(mode="fast")))
+    assert worker.pipeline(ReconstructConfig(photo=PhotoConfig(mode="fast"))) is fast
+    assert worker.pipeline(ReconstructConfig(photo=PhotoConfig(mode="refine"))) is not fast
+    assert fast.model is model

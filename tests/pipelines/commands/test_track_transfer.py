@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import trimesh
@@ -48,6 +49,11 @@ def test_track_outputs_agree(tracked):
     assert np.all((track.expression >= 0) & (track.expression <= 1))
     summary = json.loads((tracked / "track.json").read_text())
     assert summary["frames"] == FRAMES and summary["frames_without_face"] == []
+    stages = summary["stage_seconds"]
+    assert set(stages) == {"start", "decode", "detect", "fit", "outputs", "preview"}
+    assert all(seconds > 0 for seconds in stages.values())
+    with av.open(str(tracked / "preview.mp4")) as container:  # one preview frame per tracked frame
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES
     # a talking head moves a little from frame to frame, but no vertex jumps by centimetres
     step = np.linalg.norm(np.diff(cache.frames, axis=0), axis=-1)
     assert 1e-4 < step.mean() < 0.3 and step.max() < 2.0

@@ -123,3 +123,21 @@ def test_tracker_shares_identity_holds_gaps_and_smooths(sparse, model):
     assert speeds[0.05] < speeds[0.0]  # the temporal term reduces frame-to-frame motion
     jaw = results[0.05].expression[:, 17]
     assert float((jaw[1:] - truth[1][1:, 17]).abs().mean()) < 0.1
+
+
+def test_run_adam_is_torch_adam_with_the_cosine_schedule():
+    from facecast.recon.fit.landmark_fit import run_adam
+
+    gen = torch.Generator().manual_seed(0)
+    goal = torch.randn(5, 3, generator=gen)
+    ours = torch.randn(5, 3, generator=gen).requires_grad_(True)
+    theirs = ours.detach().clone().requires_grad_(True)
+    run_adam([ours], lambda: ((ours - goal) ** 4).sum(), 40, 0.05)
+    optimizer = torch.optim.Adam([theirs], lr=0.05)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 40, eta_min=0.05 * 0.05)
+    for _ in range(40):
+        optimizer.zero_grad()
+        ((theirs - goal) ** 4).sum().backward()
+        optimizer.step()
+        schedule.step()
+    assert torch.allclose(ours, theirs, atol=1e-6)

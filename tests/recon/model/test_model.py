@@ -149,3 +149,27 @@ def test_cuda_matches_cpu(model):
     finally:
         model.to("cpu")
     torch.testing.assert_close(out, model(identity, expression).vertices, atol=1e-4, rtol=0)
+
+
+def test_projection_is_the_camera_of_the_coefficients():
+    from facecast.recon.model.coeffs import coeffs_camera, project_points
+
+    gen = torch.Generator().manual_seed(1)
+    points = torch.randn(3, 20, 3, generator=gen) + torch.tensor([0.0, 0.0, -50.0])
+    focal, principal = torch.tensor([500.0, 640.0, 800.0]), torch.rand(3, 2, generator=gen) * 300
+    expected = coeffs_camera(focal, principal, (1, 1)).project(points)
+    assert torch.allclose(project_points(points, focal, principal), expected, atol=1e-4)
+    with pytest.raises(ValueError, match="principal"):
+        project_points(points, focal, principal[:2])
+
+
+def test_a_kept_identity_gives_the_same_meshes(model):
+    gen = torch.Generator().manual_seed(2)
+    identity = torch.randn(1, 100, generator=gen)
+    expression, rotation = torch.rand(4, 53, generator=gen), torch.randn(4, 3, generator=gen) * 0.2
+    translation = torch.randn(4, 3, generator=gen)
+    full = model(identity.expand(4, -1), expression, rotation, translation).vertices
+    kept = model.expressed(model.identity_shape(identity), expression, rotation, translation)
+    assert torch.allclose(full, kept, atol=1e-5)
+    with pytest.raises(ValueError, match="shape must have shape"):
+        model.expressed(model.identity_shape(identity)[:, :10], expression)

@@ -1,0 +1,101 @@
+"""The accurate tracker's chunk solver: Levenberg-Marquardt over frames tied to each other."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, TemporalAnchor, default_camera, fit_landmarks
+from facecast.recon.fit.video_solver import _solve_banded, solve_chunk
+from facecast.recon.landmarks.correspondence import mediapipe478_mapping
+from facecast.recon.landmarks.sparse import SparseLandmarks
+from facecast.recon.model.coeffs import FaceCoeffs, project_points
+from facecast.render.shading import ambient_light
+
+
+@pytest.fixture(scope="module")
+def sparse(model):
+    return SparseLandmarks.build(model, mediapipe478_mapping())
+
+
+def _clip(sparse, frames=8, seed=3):
+    """A head turning and opening its mouth over ``frames`` frames, as noisy 2D points."""
+    gen = torch.Generator().manual_seed(seed)
+    identity = torch.randn(1, 100, generator=gen) * 0.8
+    t = torch.linspace(0, 1, frames)[:, None]
+    expression = torch.zeros(frames, 53)
+    expression[:, sparse.model.expression_names.index("jawOpen")] = 0.6 * t[:, 0]  # the mouth opens
+    rotation = torch.cat([0.05 * t, 0.3 * t, 0.02 * t], 1)
+    translation = torch.tensor([[0.5, -0.5, -55.0]]).expand(frames, 3)
+    size = torch.tensor([[480, 640]] * frames)
+    focal, principal = default_camera(size)
+    with torch.no_grad():
+        points = sparse.evaluate(identity.expand(frames, -1), expression, rotation, translation)
+        pixels = project_points(points, focal, principal) + 0.5 * torch.randn(frames, 478, 2, generator=gen)
+    target = LandmarkTarget(pixels, torch.ones(pixels.shape[:2]), size)
+    start = FaceCoeffs(identity.expand(frames, -1).clone(), torch.zeros(frames, 53), torch.zeros(frames, 3),
+                       translation.clone() + torch.tensor([1.0, 1.0, 3.0]), focal, principal,
+                       ambient_light(frames, 1.0), torch.full((frames, 1, 3), 0.6))
+    anchor = TemporalAnchor(torch.zeros(1, 3), translation[:1].clone(), torch.zeros(1, 53))
+    return identity, (expression, rotation, translation), target, start, anchor
+
+
+def _chunk_objective(sparse, coeffs, target, config, weight, anchor):
+    from facecast.recon.fit.landmark_fit import FitState, landmark_loss, temporal_loss
+
+    state = FitState(coeffs.rotation, coeffs.translation, coeffs.identity[:1], coeffs.expression)
+    data = landmark_loss(sparse, state, target, coeffs.focal, coeffs.principal, config.huber_delta).sum()
+    return float(data + config.expression_prior * coeffs.expression.abs().sum()
+                 + weight * temporal_loss(state, anchor))
+
+
+def test_banded_solve_equals_the_dense_solve():
+    gen = torch.Generator().manual_seed(0)
+    batch, size = 5, 7
+    a = torch.randn(batch, size, size, generator=gen, dtype=torch.float64)
+    blocks = a @ a.transpose(1, 2) + 5 * torch.eye(size, dtype=torch.float64)
+    coupling = torch.randn(batch, size, generator=gen, dtype=torch.float64)
+    rhs = torch.randn(batch, size, generator=gen, dtype=torch.float64)
+    dense = torch.block_diag(*blocks)
+    for b in range(1, batch):
+        rows, cols = slice(b * size, (b + 1) * size), slice((b - 1) * size, b * size)
+        dense[rows, cols] += torch.diag(coupling[b])
+        dense[cols, rows] += torch.diag(coupling[b])
+    expected = torch.linalg.solve(dense, rhs.reshape(-1)).reshape(batch, size)
+    assert torch.allclose(_solve_banded(blocks, coupling, rhs), expected, atol=1e-10)
+
+
+def test_reaches_a_lower_chunk_objective_than_the_adam_steps(sparse):
+    identity, (expression, rotation, translation), target, start, anchor = _clip(sparse)
+    config, weight = replace(FitConfig(warm_steps=200, lr=0.05, expression_prior=2e-4), temporal_weight=0.02), 0.02
+    adam = fit_landmarks(sparse, target, config, init=start, identity=identity, anchor=anchor)
+    lm = solve_chunk(sparse, target, start, identity, config, weight, anchor)
+    ours = _chunk_objective(sparse, lm, target, config, weight, anchor)
+    theirs = _chunk_objective(sparse, adam, target, config, weight, anchor)
+    assert ours <= theirs * 1.001, (ours, theirs)
+    assert torch.equal(lm.identity, identity.expand(8, -1))
+    assert (lm.rotation - rotation).abs().max() < 0.03  # radians
+    jaw = sparse.model.expression_names.index("jawOpen")
+    assert (lm.expression[:, jaw] - expression[:, jaw]).abs().max() < 0.12
+    assert lm.expression.min() >= 0 and lm.expression.max() <= 1
+
+
+def test_the_temporal_weight_smooths_the_chunk(sparse):
+    identity, _, target, start, anchor = _clip(sparse)
+    config = FitConfig(expression_prior=2e-4)
+
+    def roughness(weight):
+        coeffs = solve_chunk(sparse, target, start, identity, config, weight, anchor)
+        return float((coeffs.expression[1:] - coeffs.expression[:-1]).abs().sum())
+
+    assert roughness(2.0) < 0.5 * roughness(0.0)
+
+
+def test_rejects_a_mismatched_warm_start(sparse):
+    identity, _, target, start, _ = _clip(sparse)
+    with pytest.raises(ValueError, match="init has 3 frames but target has 8"):
+        solve_chunk(sparse, target, start.select(slice(0, 3)), identity, FitConfig(), 0.02)
+    with pytest.raises(ValueError, match="identity must have shape"):
+        solve_chunk(sparse, target, start, identity.expand(2, -1), FitConfig(), 0.02)
