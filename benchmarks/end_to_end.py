@@ -61,14 +61,14 @@ def measure(argv: list[str]) -> Process:
     return Process(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code)
 
 
-def mediapipe_only(video: str, max_frames: int | None) -> None:
+def mediapipe_only(video: str, max_frames: int | None, count_to: str) -> None:
     """The floor: decode ``video`` and run MediaPipe Face Mesh (tracking mode, one face) on every frame."""
     from facecast.pipelines.media import iter_frames
     from facecast.recon.landmarks.mediapipe_mesh import MediaPipeConfig, MediaPipeDetector
 
     with MediaPipeDetector(MediaPipeConfig(max_num_faces=1)) as detector:
         count = sum(1 for _ in detector.track(f.rgb for f in iter_frames(video, max_frames)))
-    print(count)
+    Path(count_to).write_text(str(count))
 
 
 def looped_clip(source: Path, frames: int, target: Path) -> Path:
@@ -87,7 +87,7 @@ def looped_clip(source: Path, frames: int, target: Path) -> Path:
 def track_run(video: Path, mode: str, preview: bool, scratch: Path) -> dict:
     out = scratch / f"take-{video.stem}-{mode}-{preview}"
     argv = [FACECAST, "track", str(video), "-o", str(out), "--mode", mode]
-    process = measure(argv + ([] if preview else ["--no-preview"]))
+    process = measure(argv + (["--preview"] if preview else ["--no-preview"]))
     report = json.loads((out / "track.json").read_text())
     shutil.rmtree(out)
     frames = report["frames"]
@@ -97,10 +97,10 @@ def track_run(video: Path, mode: str, preview: bool, scratch: Path) -> dict:
 
 
 def mediapipe_run(video: Path) -> dict:
-    process = measure([sys.executable, __file__, "--mediapipe-only", str(video)])
-    from facecast.pipelines.media import probe_video
-
-    frames = probe_video(video).n_frames
+    out = Path(tempfile.mkstemp(suffix=".txt")[1])
+    process = measure([sys.executable, __file__, "--mediapipe-only", str(video), "--count-to", str(out)])
+    frames = int(out.read_text())  # the frames it decoded (a clip with a broken packet has fewer than it says)
+    out.unlink()
     return {"video": video.name, "frames": frames, **asdict(process), "fps": frames / process.wall,
             "cpu_ms_per_frame": 1000 * process.cpu / frames}
 
@@ -148,9 +148,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one clip, 300 looped frames, fewer photos")
     parser.add_argument("--mediapipe-only", help=argparse.SUPPRESS)
     parser.add_argument("--max-frames", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--count-to", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mediapipe_only:
-        return mediapipe_only(args.mediapipe_only, args.max_frames)
+        return mediapipe_only(args.mediapipe_only, args.max_frames, args.count_to)
     os.environ.setdefault("FACECAST_ASSETS", str(REPO.parent / "shared" / "assets"))
     videos = sorted((MEDIA / "videos").glob("*.mp4"))[: 1 if args.quick else None]
     report: dict = {"python": sys.version.split()[0], "cores": os.cpu_count()}

@@ -40,7 +40,7 @@ def reconstruct(photo: str | Path | None = None, output: str | Path = "astronaut
     return run(photo, output, tuple(formats), config, assets=assets, preview=preview, all_faces=all_faces)
 
 
-def track(video: str | Path, output: str | Path, *, mode: str = "accurate", preview: bool = True,
+def track(video: str | Path, output: str | Path, *, mode: str = "accurate", preview: bool = False,
           max_frames: int | None = None, assets: str | Path | None = None,
           config: TrackJobConfig | None = None) -> TrackSummary:
     """Video -> per-frame meshes (OBJ + PC2), ARKit weights (CSV/JSONL), head pose, landmarks in folder ``output``.

@@ -64,7 +64,7 @@ class TrackJobConfig:
     mesh_format: str = "pc2"
     pose: str = "full"
     regions: tuple[str, ...] = DEFAULT_AVATAR_REGIONS
-    preview: bool = True
+    preview: bool = False  # preview.mp4 costs ~20 % of the run (benchmarks/end_to_end.py)
     preview_side: int = 640
     iris_weight: float = 0.3
     view_offsets: bool = False  # the calibrated mapping's view-dependent offsets (see mediapipe478_mapping)

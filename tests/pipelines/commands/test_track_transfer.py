@@ -29,7 +29,7 @@ def clip(shared_dir) -> Path:
 @pytest.fixture(scope="module")
 def tracked(clip, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("track") / "take"
-    result = runner.invoke(app, ["track", str(clip), "-o", str(out), "--max-frames", str(FRAMES)])
+    result = runner.invoke(app, ["track", str(clip), "-o", str(out), "--max-frames", str(FRAMES), "--preview"])
     assert result.exit_code == 0, result.output
     return out
 
