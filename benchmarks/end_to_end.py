@@ -10,7 +10,7 @@ graphs), decoding, detection, fitting, mesh evaluation, writing every output fil
   tracking mode, the floor for anything built on MediaPipe); stages from the run's ``track.json``.
 - steady state and memory: a clip looped to 100 and to 1,000 frames; the marginal cost of a frame is
   ``(X(1000) - X(100)) / 900`` (start-up cancels out), and RSS(1000) - RSS(100) says whether memory
-  grows with the clip length.
+  grows with the clip length; with and without the preview.
 - ``reconstruct``: one ``facecast reconstruct`` of one photo (cold start included) per mode, and
   ``facecast batch --job reconstruct --workers 1`` over 20 LFPW photos per mode (seconds per photo =
   the batch's wall time / 20, worker start included; marginal per photo from 10 vs 20 photos);
@@ -167,22 +167,23 @@ def main() -> None:
         long = 300 if args.quick else 1000
         loops = {n: looped_clip(MEDIA / "videos" / "talk1.mp4", n, scratch / f"loop{n}.mp4") for n in (100, long)}
         steady = {}
-        for name in ("mediapipe", "fast", "accurate"):
-            runs = {n: (mediapipe_run(loop) if name == "mediapipe" else track_run(loop, name, True, scratch))
+        for name in ("mediapipe", "fast", "fast --preview", "accurate", "accurate --preview"):
+            mode, preview = name.split()[0], name.endswith("--preview")
+            runs = {n: (mediapipe_run(loop) if name == "mediapipe" else track_run(loop, mode, preview, scratch))
                     for n, loop in loops.items()}
             frames = runs[long]["frames"] - runs[100]["frames"]
             cpu = 1000 * (runs[long]["cpu"] - runs[100]["cpu"]) / frames
             steady[name] = {"runs": runs, "marginal_cpu_ms_per_frame": cpu,
                             "marginal_fps": frames / (runs[long]["wall"] - runs[100]["wall"]),
                             "rss_growth_mb": runs[long]["rss_mb"] - runs[100]["rss_mb"]}
-        print(f"\n== steady state: talk1 looped to 100 and {long} frames (preview on)")
-        print(f"{'process':10s} {'RSS 100':>8s} {'RSS ' + str(long):>8s} {'growth':>7s} {'marg. fps':>9s} "
+        print(f"\n== steady state: talk1 looped to 100 and {long} frames")
+        print(f"{'process':18s} {'RSS 100':>8s} {'RSS ' + str(long):>8s} {'growth':>7s} {'marg. fps':>9s} "
               f"{'marg. cpu ms/f':>14s}")
         for name, s in steady.items():
             r = s["runs"]
-            print(f"{name:10s} {r[100]['rss_mb']:8.0f} {r[long]['rss_mb']:8.0f} {s['rss_growth_mb']:7.0f} "
+            print(f"{name:18s} {r[100]['rss_mb']:8.0f} {r[long]['rss_mb']:8.0f} {s['rss_growth_mb']:7.0f} "
                   f"{s['marginal_fps']:9.1f} {s['marginal_cpu_ms_per_frame']:14.1f}")
-        for name in ("fast", "accurate"):
+        for name in list(steady)[1:]:
             ratio = steady[name]["marginal_cpu_ms_per_frame"] / steady["mediapipe"]["marginal_cpu_ms_per_frame"]
             print(f"{name}: marginal CPU per frame = {ratio:.2f} x MediaPipe-only")
         report["steady"] = steady

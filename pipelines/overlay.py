@@ -82,9 +82,16 @@ class LineOverlay:
         points = np.asarray(points478, dtype=np.float64)
         if points.shape != (478, 2):
             raise ValueError(f"points478 must have shape (478, 2), got {points.shape}")
-        lines = np.rint((points[self.edges] + PIXEL_OFFSET) * scale * (1 << _SHIFT) - (1 << (_SHIFT - 1)))
+        pixels = (points + PIXEL_OFFSET) * scale - 0.5  # OpenCV's integer-centre pixels
         picture = np.ascontiguousarray(photo).copy()
-        cv2.polylines(picture, list(lines.astype(np.int32).reshape(-1, 2, 1, 2)), isClosed=False, color=self.colour,
-                      thickness=1, lineType=cv2.LINE_AA, shift=_SHIFT)
-        picture = cv2.addWeighted(picture, self.opacity, np.ascontiguousarray(photo), 1 - self.opacity, 0)
+        height, width = picture.shape[:2]
+        x0, y0 = np.clip(np.floor(pixels.min(0)).astype(int) - 2, 0, [width, height])
+        x1, y1 = np.clip(np.ceil(pixels.max(0)).astype(int) + 3, 0, [width, height])
+        if x1 > x0 and y1 > y0:  # draw and blend inside the face's box only
+            box = picture[y0:y1, x0:x1]
+            lines = np.rint((pixels[self.edges] - (x0, y0)) * (1 << _SHIFT)).astype(np.int32)
+            drawn = box.copy()
+            cv2.polylines(drawn, list(lines.reshape(-1, 2, 1, 2)), isClosed=False, color=self.colour,
+                          thickness=1, lineType=cv2.LINE_AA, shift=_SHIFT)
+            box[:] = cv2.addWeighted(drawn, self.opacity, box, 1 - self.opacity, 0)
         return _dots(picture, landmarks68, scale)

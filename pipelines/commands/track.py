@@ -53,6 +53,7 @@ from facecast.recon.photo import model_landmarks
 from facecast.render.preview import VideoWriter
 
 POSES = ("full", "rotation", "none")
+OUTPUT_BATCH = 16  # tracked frames whose landmarks and meshes are evaluated together
 MESH_FORMATS = ("pc2", "obj")
 
 
@@ -150,7 +151,7 @@ class _Outputs:
             if config.mesh_format == "pc2" else None
         self.video = self.preview = None
         if config.preview:  # drawn and encoded on a thread of its own, frame by frame
-            self.video = VideoWriter(self.tmp / "preview.mp4", fps=fps, crf=23, preset="veryfast")
+            self.video = VideoWriter(self.tmp / "preview.mp4", fps=fps, crf=26, preset="ultrafast")
             overlay = LineOverlay()
 
             def draw(item: tuple) -> None:
@@ -158,28 +159,45 @@ class _Outputs:
                     self.video.write(overlay.draw(*item))
 
             self.preview = Consumer(draw)
-        self.rows: list[FaceCoeffs] = []  # ~1 KB a frame: the coefficient files are written at the end
+        self.rows: list[np.ndarray] = []  # (59,) expression, rotation, translation: the coefficient files
+        self.first: FaceCoeffs | None = None  # are written at the end; identity and camera from frame 0
         self.landmarks: list[np.ndarray] = []
         self.origin: torch.Tensor | None = None
         self._identity: tuple[torch.Tensor, torch.Tensor] | None = None  # (identity, its unposed head)
 
     def vertices(self, c: FaceCoeffs) -> np.ndarray:
-        """``(V, 3)`` float32 cm: the exported head of one frame, posed as ``config.pose`` says."""
+        """``(B, V, 3)`` float32 cm: the exported heads of B frames, posed as ``config.pose`` says."""
         zeros = torch.zeros_like(c.rotation)
         rotation = zeros if self.config.pose == "none" else c.rotation
         translation = c.translation if self.config.pose == "full" else zeros
         if self.origin is None:
-            self.origin = translation.clone()
+            self.origin = translation[:1].clone()
         with torch.no_grad():
-            if self._identity is None or not torch.equal(self._identity[0], c.identity):
-                self._identity = c.identity.clone(), self.mesh.identity_shape(c.identity)
-            v = self.mesh.expressed(self._identity[1], c.expression, rotation, translation - self.origin)[0]
+            first = c.identity[:1]
+            if not bool((c.identity == first).all()):  # frames of several identities: no sharing
+                shape = self.mesh.identity_shape(c.identity)
+            else:
+                if self._identity is None or not torch.equal(self._identity[0], first):
+                    self._identity = first.clone(), self.mesh.identity_shape(first)
+                shape = self._identity[1]
+            v = self.mesh.expressed(shape, c.expression, rotation, translation - self.origin)
         return v.cpu().numpy().astype(np.float32)
+
+    def add_batch(self, items: list[tuple[TrackedFrame, np.ndarray | None, float]], sparse: SparseLandmarks) -> None:
+        """Outputs of consecutive tracked frames ``(frame, preview image or None, preview scale)``: their
+        landmarks and meshes evaluated in one batch (a frame at a time costs several times more)."""
+        with self.clock.stage("outputs"):
+            coeffs = FaceCoeffs.cat([frame.coeffs for frame, _, _ in items])
+            l68, l478 = model_landmarks(sparse, coeffs)
+            vertices = self.vertices(coeffs)
+            for k, (frame, small, scale) in enumerate(items):
+                preview = None if small is None else (l478[k], small, l68[k], scale)
+                self.add(frame, vertices[k], l68[k], preview)
 
     def add(self, frame: TrackedFrame, vertices: np.ndarray, landmarks: np.ndarray, preview: tuple | None) -> None:
         """One frame's outputs; ``preview``: the arguments of :meth:`LineOverlay.draw`, or ``None``."""
         if self.pc2 is not None:
-            if frame.index == 0 or not (self.tmp / "mesh.obj").exists():
+            if self.first is None:  # the OBJ holds the first frame's mesh, the PC2 every frame's
                 from dataclasses import replace
 
                 mesh = replace(self.avatar, vertices=vertices)
@@ -191,18 +209,20 @@ class _Outputs:
             folder = self.tmp / "meshes"
             folder.mkdir(exist_ok=True)
             (folder / f"frame_{frame.index:06d}.obj").write_bytes(export_obj(replace(self.avatar, vertices=vertices)))
-        self.rows.append(frame.coeffs)
+        c = frame.coeffs
+        if self.first is None:
+            self.first = c
+        self.rows.append(torch.cat([c.expression[0], c.rotation[0], c.translation[0]]).double().numpy())
         self.landmarks.append(landmarks)
         if preview is not None and self.preview is not None:
             self.preview.put(preview)
 
     def commit(self, summary: dict) -> list[Path]:
-        coeffs = FaceCoeffs.cat(self.rows)
+        rows = np.stack(self.rows)
         track = CoefficientTrack(
-            frame=np.arange(len(self.rows)), time=np.arange(len(self.rows)) / self.fps,
-            names=tuple(self.model.expression_names), expression=coeffs.expression.double().numpy(),
-            rotation=coeffs.rotation.double().numpy(), translation=coeffs.translation.double().numpy(),
-            landmarks=np.stack(self.landmarks))
+            frame=np.arange(len(rows)), time=np.arange(len(rows)) / self.fps,
+            names=tuple(self.model.expression_names), expression=rows[:, :53],
+            rotation=rows[:, 53:56], translation=rows[:, 56:59], landmarks=np.stack(self.landmarks))
         (self.tmp / "coeffs.csv").write_bytes(export_coefficients_csv(track))
         (self.tmp / "coeffs.jsonl").write_bytes(export_coefficients_jsonl(track))
         if self.pc2 is not None:
@@ -211,9 +231,10 @@ class _Outputs:
             self.preview.close()
             self.video.close() if self.video.frames else self.video.abort()
         summary["stage_seconds"] = self.clock.rounded()
-        summary["identity"] = coeffs.identity[0].tolist()
-        summary["camera"] = {"focal_px": float(coeffs.focal[0]),
-                             "principal_px": (coeffs.principal[0].double() - PIXEL_OFFSET).tolist()}
+        first = self.first
+        summary["identity"] = first.identity[0].tolist()
+        summary["camera"] = {"focal_px": float(first.focal[0]),
+                             "principal_px": (first.principal[0].double() - PIXEL_OFFSET).tolist()}
         (self.tmp / "track.json").write_text(json.dumps(summary, indent=1))
         return self._publish()
 
@@ -337,13 +358,17 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
     try:
         with progress:
             task = progress.add_task("track", total=total, fps=0.0)
-            for tracked, small, scale in iter_tracked(video, fit, config, clock):
-                with clock.stage("outputs"):
-                    l68, l478 = (points[0] for points in model_landmarks(fit.sparse, tracked.coeffs))
-                    preview = None if small is None else (l478, small, l68, scale)
-                    outputs.add(tracked, outputs.vertices(tracked.coeffs), l68, preview)
-                done = len(outputs.rows)
-                progress.update(task, completed=done, fps=done / (time.perf_counter() - start))
+            pending: list = []
+            for item in iter_tracked(video, fit, config, clock):
+                pending.append(item)
+                if len(pending) == OUTPUT_BATCH:
+                    outputs.add_batch(pending, fit.sparse)
+                    pending = []
+                    done = len(outputs.rows)
+                    progress.update(task, completed=done, fps=done / (time.perf_counter() - start))
+            if pending:
+                outputs.add_batch(pending, fit.sparse)
+            progress.update(task, completed=len(outputs.rows))
         with clock.stage("write"):
             summary = {"video": str(video), "fps": info.fps, "frames": len(outputs.rows),
                        "frames_without_face": fit.tracker.gaps, "pose": config.pose,
