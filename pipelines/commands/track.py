@@ -343,7 +343,7 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
     ``track.json`` and the summary's ``stages`` give the wall seconds of each stage: ``start``
     (model, detector and tracker set up), ``decode`` and ``preview`` (on threads of their own,
     overlapping the others), ``detect`` (MediaPipe), ``fit``, ``outputs`` (meshes and point cache
-    streamed to disk) and ``write`` (coefficient files, publishing).
+    streamed to disk) and, in the summary only, ``write`` (coefficient files, publishing).
     """
     clock = StageClock()
     start = time.perf_counter()

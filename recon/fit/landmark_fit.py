@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ class LandmarkTarget:
     points: torch.Tensor
     weight: torch.Tensor
     image_size: torch.Tensor
+    _scale: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         b = self.points.shape[0]
@@ -55,18 +56,13 @@ class LandmarkTarget:
     def scale(self) -> torch.Tensor:
         """``(B,)`` face size in pixels: the diagonal of the weighted points' bounding box (computed
         once: the target does not change during a fit)."""
-        cached = self.__dict__.get("_cached_scale")
-        if cached is not None:
-            return cached
-        self.__dict__["_cached_scale"] = self._scale()
-        return self.__dict__["_cached_scale"]
-
-    def _scale(self) -> torch.Tensor:
-        big = torch.finfo(self.points.dtype).max
-        valid = (self.weight > 0)[..., None]
-        low = torch.where(valid, self.points, big).amin(1)
-        high = torch.where(valid, self.points, -big).amax(1)
-        return (high - low).norm(dim=-1).clamp_min(1.0)
+        if self._scale is None:
+            big = torch.finfo(self.points.dtype).max
+            valid = (self.weight > 0)[..., None]
+            low = torch.where(valid, self.points, big).amin(1)
+            high = torch.where(valid, self.points, -big).amax(1)
+            self._scale = (high - low).norm(dim=-1).clamp_min(1.0)
+        return self._scale
 
 
 @dataclass

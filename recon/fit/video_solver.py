@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, TemporalAnchor, threads
+from facecast.recon.fit.landmark_fit import FitConfig, FitState, LandmarkTarget, TemporalAnchor, temporal_loss, threads
 from facecast.recon.fit.levenberg_marquardt import (
     N_POSE,
     SolverConfig,
@@ -31,7 +31,8 @@ from facecast.recon.landmarks.sparse import SparseLandmarks
 from facecast.recon.model.coeffs import FaceCoeffs
 from facecast.recon.model.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 
-#: weights of the temporal term's parts: rotation (rad), translation (cm, taken / 10), expression
+#: the temporal term's weight per parameter (rotation rad, translation cm, expression), as
+#: :func:`~facecast.recon.fit.landmark_fit.temporal_loss` weighs them (translation taken / 10)
 _TEMPORAL_SCALE = (1.0, 1.0, 1.0, 0.01, 0.01, 0.01)
 
 
@@ -53,12 +54,6 @@ def solve_chunk(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeff
         return _solve(sparse, target, init, identity, config, temporal_weight, anchor, solver)
 
 
-def _temporal(x: torch.Tensor, head: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
-    """``sum_b scale * (x_b - x_{b-1})^2`` over the chain (with ``head`` before ``x_0``)."""
-    chain = x if head is None else torch.cat([head, x])
-    return ((chain[1:] - chain[:-1]) ** 2 * scale).sum()
-
-
 def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, identity: torch.Tensor,
            config: FitConfig, weight_t: float, anchor: TemporalAnchor | None, solver: SolverConfig) -> FaceCoeffs:
     dtype, out_dtype = torch.float64, init.expression.dtype
@@ -76,12 +71,14 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
         head = torch.cat([anchor.rotation, anchor.translation, anchor.expression], 1).to(dtype)
 
     def state(rotation: torch.Tensor, translation: torch.Tensor, expression: torch.Tensor):
+        axis_angle = matrix_to_axis_angle(rotation)
         offsets = torch.zeros((), dtype=dtype)
         if sparse.mapping.view is not None:
-            offsets = sparse.mapping.view.camera_offsets(matrix_to_axis_angle(rotation), translation)
+            offsets = sparse.mapping.view.camera_offsets(axis_angle, translation)
         points = _posed(problem, rotation, translation, expression, offsets)
-        x = torch.cat([matrix_to_axis_angle(rotation), translation, expression], 1)
-        loss = _objective(problem, config, points, expression).sum() + weight_t * _temporal(x, head, scale)
+        x = torch.cat([axis_angle, translation, expression], 1)
+        chain = temporal_loss(FitState(axis_angle, translation, identity, expression), anchor)
+        loss = _objective(problem, config, points, expression).sum() + weight_t * chain
         if not torch.isfinite(loss) or bool((points[..., 2] >= -1e-3).any()):
             loss = torch.full((), torch.inf, dtype=dtype)
         return rotation, translation, expression, points, x, loss
