@@ -10,13 +10,14 @@ graphs), decoding, detection, fitting, mesh evaluation, writing every output fil
   tracking mode, the floor for anything built on MediaPipe); stages from the run's ``track.json``.
 - steady state and memory: a clip looped to 100 and to 1,000 frames; the marginal cost of a frame is
   ``(X(1000) - X(100)) / 900`` (start-up cancels out), and RSS(1000) - RSS(100) says whether memory
-  grows with the clip length; with and without the preview.
+  grows with the clip length; with and without the preview. The pairs run ``--repeats`` times, round
+  robin, and the medians are reported (one pair's marginal CPU varies by about +-1 ms a frame here).
 - ``reconstruct``: one ``facecast reconstruct`` of one photo (cold start included) per mode, and
   ``facecast batch --job reconstruct --workers 1`` over 20 LFPW photos per mode (seconds per photo =
   the batch's wall time / 20, worker start included; marginal per photo from 10 vs 20 photos);
   worker RSS of a refine batch of 10 vs 100 photos.
 
-Usage: FACECAST_ASSETS=../shared/assets python benchmarks/end_to_end.py [--json out.json] [--quick]
+Usage: FACECAST_ASSETS=../shared/assets python benchmarks/end_to_end.py [--json out.json] [--quick] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -146,6 +148,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="one clip, 300 looped frames, fewer photos")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="trials of the steady-state pairs (their medians are reported; ~2.5 min each)")
     parser.add_argument("--mediapipe-only", help=argparse.SUPPRESS)
     parser.add_argument("--max-frames", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--count-to", help=argparse.SUPPRESS)
@@ -166,26 +170,35 @@ def main() -> None:
 
         long = 300 if args.quick else 1000
         loops = {n: looped_clip(MEDIA / "videos" / "talk1.mp4", n, scratch / f"loop{n}.mp4") for n in (100, long)}
-        steady = {}
-        for name in ("mediapipe", "fast", "fast --preview", "accurate", "accurate --preview"):
-            mode, preview = name.split()[0], name.endswith("--preview")
-            runs = {n: (mediapipe_run(loop) if name == "mediapipe" else track_run(loop, mode, preview, scratch))
-                    for n, loop in loops.items()}
-            frames = runs[long]["frames"] - runs[100]["frames"]
-            cpu = 1000 * (runs[long]["cpu"] - runs[100]["cpu"]) / frames
-            steady[name] = {"runs": runs, "marginal_cpu_ms_per_frame": cpu,
-                            "marginal_fps": frames / (runs[long]["wall"] - runs[100]["wall"]),
-                            "rss_growth_mb": runs[long]["rss_mb"] - runs[100]["rss_mb"]}
-        print(f"\n== steady state: talk1 looped to 100 and {long} frames")
+        names = ("mediapipe", "fast", "fast --preview", "accurate", "accurate --preview")
+        trials: dict[str, list[dict]] = {name: [] for name in names}
+        for _ in range(args.repeats):  # round robin, so that a slow spell of the machine hits every process
+            for name in names:
+                mode, preview = name.split()[0], name.endswith("--preview")
+                runs = {n: (mediapipe_run(loop) if name == "mediapipe" else track_run(loop, mode, preview, scratch))
+                        for n, loop in loops.items()}
+                frames = runs[long]["frames"] - runs[100]["frames"]
+                trials[name].append({"runs": runs, "cpu": 1000 * (runs[long]["cpu"] - runs[100]["cpu"]) / frames,
+                                     "fps": frames / (runs[long]["wall"] - runs[100]["wall"]),
+                                     "rss_growth_mb": runs[long]["rss_mb"] - runs[100]["rss_mb"]})
+        steady = {name: {"trials": t, "marginal_cpu_ms_per_frame": statistics.median(x["cpu"] for x in t),
+                         "marginal_cpu_range": [min(x["cpu"] for x in t), max(x["cpu"] for x in t)],
+                         "marginal_fps": statistics.median(x["fps"] for x in t),
+                         "rss_growth_mb": max(x["rss_growth_mb"] for x in t)}
+                  for name, t in trials.items()}
+        print(f"\n== steady state: talk1 looped to 100 and {long} frames; medians of {args.repeats} trials "
+              "(CPU min-max in brackets), RSS of the first trial, growth the largest")
         print(f"{'process':18s} {'RSS 100':>8s} {'RSS ' + str(long):>8s} {'growth':>7s} {'marg. fps':>9s} "
               f"{'marg. cpu ms/f':>14s}")
         for name, s in steady.items():
-            r = s["runs"]
+            r, (low, high) = s["trials"][0]["runs"], s["marginal_cpu_range"]
             print(f"{name:18s} {r[100]['rss_mb']:8.0f} {r[long]['rss_mb']:8.0f} {s['rss_growth_mb']:7.0f} "
-                  f"{s['marginal_fps']:9.1f} {s['marginal_cpu_ms_per_frame']:14.1f}")
-        for name in list(steady)[1:]:
-            ratio = steady[name]["marginal_cpu_ms_per_frame"] / steady["mediapipe"]["marginal_cpu_ms_per_frame"]
-            print(f"{name}: marginal CPU per frame = {ratio:.2f} x MediaPipe-only")
+                  f"{s['marginal_fps']:9.1f} {s['marginal_cpu_ms_per_frame']:14.1f} [{low:.1f}-{high:.1f}]")
+        floor = steady["mediapipe"]["marginal_cpu_ms_per_frame"]
+        for name in names[1:]:
+            ratios = [x["cpu"] / y["cpu"] for x, y in zip(trials[name], trials["mediapipe"])]
+            print(f"{name}: marginal CPU per frame = {steady[name]['marginal_cpu_ms_per_frame'] / floor:.2f} x "
+                  f"MediaPipe-only (median over median; per trial {min(ratios):.2f}-{max(ratios):.2f})")
         report["steady"] = steady
 
         photo = sorted((MEDIA / "lfpw68-train").glob("*.jpg"))[0]

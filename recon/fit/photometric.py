@@ -40,6 +40,7 @@ class PhotometricConfig:
     size: int = 192
     crop_scale: float = 1.6  # crop side = crop_scale * landmark box diagonal / sqrt(2)
     light_steps: int = 80
+    light_pixels: int = 4096  # the light stage fits 27 + 3A numbers: every k-th skin pixel, ~this many per face
     joint_steps: int = 12
     lr: float = 0.02
     photo_weight: float = 1.0
@@ -99,7 +100,9 @@ class PhotometricFitter:
         with torch.no_grad():
             out = self.renderer(vertices, self.faces, camera, self.albedo.vertex_albedo(colours0))
             fg = foreground(out.fragments)
-            keep = self.loss_faces[fg.face]
+            keep = self.loss_faces[fg.face].nonzero().squeeze(1)
+            stride = max(1, len(keep) // max(1, self.config.light_pixels * vertices.shape[0]))
+            keep = keep[::stride]  # pixels are ordered by image, so the grouping below holds
             attributes = torch.cat([self.albedo.weights[None].expand(vertices.shape[0], -1, -1),
                                     vertex_normals(vertices, self.faces)], dim=-1)
             values = vertex_attributes_at(attributes, self.faces, fg)[keep]

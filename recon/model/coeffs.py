@@ -69,9 +69,11 @@ class FaceCoeffs:
                 raise ValueError(f"FaceCoeffs.{name} must have shape {shape}, got {tuple(value.shape)}")
         if self.albedo.ndim != 3 or self.albedo.shape[0] != batch or self.albedo.shape[2] != 3:
             raise ValueError(f"FaceCoeffs.albedo must have shape ({batch}, A, 3), got {tuple(self.albedo.shape)}")
-        for item in fields(self):
-            if not torch.isfinite(getattr(self, item.name)).all():
-                raise ValueError(f"FaceCoeffs.{item.name} has non-finite values")
+        tensors = [getattr(self, item.name) for item in fields(self)]
+        if not bool(torch.isfinite(torch.cat([t.reshape(-1) for t in tensors])).all()):  # one check for all
+            for item, value in zip(fields(self), tensors):
+                if not torch.isfinite(value).all():
+                    raise ValueError(f"FaceCoeffs.{item.name} has non-finite values")
 
     def map(self, fn) -> FaceCoeffs:
         """Apply ``fn`` to every tensor (e.g. ``lambda t: t.detach()``)."""
