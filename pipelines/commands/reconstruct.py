@@ -28,6 +28,7 @@ from facecast.recon.fit.texture import TextureBaker, TextureConfig
 from facecast.recon.model.albedo import REGIONS
 from facecast.recon.model.arkit import ARKIT_52, to_arkit
 from facecast.recon.model.coeffs import PIXEL_OFFSET
+from facecast.recon.model.eyes import iris_colour
 from facecast.recon.model.morphable import MorphableModel
 from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS
 from facecast.recon.photo import PhotoConfig, PhotoReconstructor, PhotoResult
@@ -97,10 +98,15 @@ class PhotoPipeline:
 
     def _export(self, result: PhotoResult, image: np.ndarray, source: str) -> Reconstruction:
         coeffs = result.coeffs
-        texture = self.baker.bake(coeffs, image) if self.config.bake_texture else None
+        baked = self.baker.bake_layers(coeffs, image) if self.config.bake_texture else None
+        texture = None if baked is None else baked.texture
         mesh = build_avatar(self.model, coeffs.identity[0].numpy(), self.config.regions)
-        if texture is not None and "M_Face" in mesh.material_names:
+        if baked is not None and "M_Face" in mesh.material_names:
             mesh = _with_texture(mesh, MaterialTexture("M_Face", _png(texture)))
+            mesh = mesh.with_colours({"M_BackHead": tuple(baked.skin_tone)})  # scalp, ears, neck: this skin
+        iris = iris_colour(image, result.detected.points) if result.detected.scheme == "mediapipe478" else None
+        if iris is not None:
+            mesh = mesh.with_colours({"M_IrisLeft": iris, "M_IrisRight": iris})
         return Reconstruction(source, result, mesh, texture)
 
 

@@ -34,8 +34,8 @@ N_IDENTITY = 100
 MATERIAL_COLOURS: Mapping[str, tuple[float, float, float, float]] = MappingProxyType({
     "M_Face": (0.87, 0.68, 0.58, 1.0), "M_BackHead": (0.87, 0.68, 0.58, 1.0),
     "M_GumsTongue": (0.78, 0.36, 0.38, 1.0), "M_Teeth": (0.93, 0.91, 0.84, 1.0),
-    "M_ScleraLeft": (0.95, 0.94, 0.92, 1.0), "M_ScleraRight": (0.95, 0.94, 0.92, 1.0),
-    "M_IrisLeft": (0.33, 0.23, 0.16, 1.0), "M_IrisRight": (0.33, 0.23, 0.16, 1.0),
+    "M_ScleraLeft": (0.88, 0.86, 0.83, 1.0), "M_ScleraRight": (0.88, 0.86, 0.83, 1.0),
+    "M_IrisLeft": (0.33, 0.23, 0.16, 1.0), "M_IrisRight": (0.33, 0.23, 0.16, 1.0), "M_Pupil": (0.02, 0.02, 0.02, 1.0),
     "M_LacrimalFluid": (0.90, 0.90, 0.95, 0.25), "M_EyeBlend": (0.87, 0.68, 0.58, 0.25),
     "M_EyeOcclusion": (0.20, 0.15, 0.12, 0.35), "M_EyeLashes": (0.08, 0.06, 0.05, 1.0),
 })
@@ -69,6 +69,8 @@ class AvatarMesh:
     face_region: ``(F,)`` int32 index into ``region_names`` (the ICT region of each polygon).
     source_vertex_ids: ``(N,)`` int64 index of each vertex in the full ICT mesh.
     textures: base colour PNGs of some materials (e.g. a face texture baked from a photo).
+    colour_overrides: ``(material name, sRGB + opacity)`` pairs that replace
+        :data:`MATERIAL_COLOURS` for this avatar (e.g. the iris colour and skin tone of a photo).
     """
 
     vertices: np.ndarray
@@ -83,6 +85,7 @@ class AvatarMesh:
     region_names: tuple[str, ...]
     source_vertex_ids: np.ndarray
     textures: tuple[MaterialTexture, ...] = ()
+    colour_overrides: tuple[tuple[str, tuple[float, float, float, float]], ...] = ()
 
     def __post_init__(self) -> None:
         n, f = len(self.vertices), len(self.polygons)
@@ -109,6 +112,9 @@ class AvatarMesh:
             raise ValueError(f"textures must name distinct materials of the mesh, got {names}")
         if any(not t.png.startswith(b"\x89PNG\r\n\x1a\n") for t in self.textures):
             raise ValueError("textures must be PNG data")
+        for name, colour in self.colour_overrides:
+            if len(colour) != 4 or not all(0.0 <= float(c) <= 1.0 for c in colour):
+                raise ValueError(f"colour of {name!r} must be 4 numbers in [0, 1] (sRGB, opacity), got {colour}")
 
     @property
     def n_vertices(self) -> int:
@@ -125,7 +131,18 @@ class AvatarMesh:
 
     def colour(self, material: int) -> tuple[float, float, float, float]:
         """sRGB ``(r, g, b, opacity)`` in [0, 1] of material number ``material``."""
-        return MATERIAL_COLOURS.get(self.material_names[material], FALLBACK_COLOUR)
+        name = self.material_names[material]
+        return dict(self.colour_overrides).get(name) or MATERIAL_COLOURS.get(name, FALLBACK_COLOUR)
+
+    def with_colours(self, colours: Mapping[str, Sequence[float]]) -> AvatarMesh:
+        """The same avatar with ``{material: (r, g, b) or (r, g, b, opacity)}`` sRGB colours (materials it
+        lacks are ignored; opacity defaults to the material's own)."""
+        overrides = dict(self.colour_overrides)
+        for name, colour in colours.items():
+            if name in self.material_names:
+                opacity = MATERIAL_COLOURS.get(name, FALLBACK_COLOUR)[3]
+                overrides[name] = tuple(float(c) for c in (*colour[:3], colour[3] if len(colour) > 3 else opacity))
+        return replace(self, colour_overrides=tuple(overrides.items()))
 
     def vertex_normals(self) -> np.ndarray:
         """``(N, 3)`` float32 unit normals: area-weighted sums of the adjacent polygons' normals.
@@ -168,15 +185,20 @@ def compact_indices(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_avatar(model: MorphableModel, identity: np.ndarray,
-                 regions: Sequence[str] = DEFAULT_AVATAR_REGIONS) -> AvatarMesh:
+                 regions: Sequence[str] = DEFAULT_AVATAR_REGIONS, open_eyes: bool = True) -> AvatarMesh:
     """The neutral head of ``identity`` cut to ``regions``, with all expression blendshapes.
 
     model: the full (not subset) :class:`~facecast.recon.model.morphable.MorphableModel`.
     identity: ``(100,)`` PCA weights.
     regions: ICT region or group names (see :mod:`facecast.recon.model.topology`); raises
         :class:`~facecast.recon.model.topology.RegionError` for unknown names.
+    open_eyes: drop the cornea part of the sclera, give the pupils a material of their own and let
+        the ``eyeLook*`` shapes turn the eyeballs (:mod:`facecast.recon.model.eyes`), so that the iris
+        shows and follows the gaze in viewers that draw the sclera opaque.
     """
     import torch
+
+    from facecast.recon.model.eyes import PUPIL_MATERIAL, eye_layout
 
     if not model.is_full:
         raise ValueError("build_avatar needs the full model, not a vertex subset")
@@ -186,9 +208,16 @@ def build_avatar(model: MorphableModel, identity: np.ndarray,
     data = model.data
     chosen = expand_regions(regions)
     mask = data.region_face_mask(chosen)
+    names = list(data.material_names)
+    face_material = data.face_material.astype(np.int64)
+    if open_eyes and "eyeballs" in chosen:
+        eyes = eye_layout(data)
+        mask &= ~eyes.cornea
+        face_material = np.where(eyes.pupil, len(names), face_material)
+        names.append(PUPIL_MATERIAL)
     polygons, vertex_ids = compact_indices(data.face_vertices[mask])
     face_uvs, uv_ids = compact_indices(data.face_uvs[mask])
-    materials = data.face_material[mask].astype(np.int64)
+    materials = face_material[mask]
     used_materials = np.unique(materials)
     all_regions = list(REGION_STARTS)
     region_of = np.array([chosen.index(r) if r in chosen else -1 for r in all_regions])
@@ -199,10 +228,17 @@ def build_avatar(model: MorphableModel, identity: np.ndarray,
         ids = torch.as_tensor(vertex_ids, device=vertices.device)
         positions = vertices[ids].cpu().numpy().astype(np.float32)
         deltas = model.expression_basis[:, ids].cpu().numpy().astype(np.float32)
+    if open_eyes and "eyeballs" in chosen:  # the gaze shapes turn the eyeballs too
+        from facecast.recon.model.eyes import gaze_deltas
+
+        neutral = vertices.cpu().numpy().astype(np.float64)
+        for name, delta in gaze_deltas(data, neutral).items():
+            if name in model.expression_names:
+                deltas[model.expression_names.index(name)] += delta[vertex_ids].astype(np.float32)
     return AvatarMesh(
         vertices=positions, polygons=polygons, uvs=data.uvs[uv_ids].astype(np.float32),
         face_uvs=face_uvs, face_material=np.searchsorted(used_materials, materials).astype(np.int32),
-        material_names=tuple(data.material_names[int(k)] for k in used_materials),
+        material_names=tuple(names[int(k)] for k in used_materials),
         morph_deltas=deltas, morph_names=tuple(model.expression_names),
         face_region=region_of[data.face_region()[mask]].astype(np.int32),
         region_names=tuple(chosen), source_vertex_ids=vertex_ids,

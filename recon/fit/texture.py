@@ -1,11 +1,22 @@
 """Bake a UV albedo texture of the face from the photo it was fitted to.
 
-For every texel of the face's UV tile (ICT material ``M_Face``, u in [0, 1]) the
-surface point is found by rasterizing the mesh in UV space; it is projected into
-the photo, and where it is visible (depth test against a render of the head, and
-facing the camera) the photo colour divided by the fitted SH shading becomes the
-albedo. Elsewhere, and blended in towards grazing angles, the fitted per-vertex
-albedo is used, so the back of the texture is plausible skin, not smeared pixels.
+For every texel of the face's UV tile (ICT material ``M_Face``, u in [0, 1]) the surface point is
+found by rasterizing the mesh in UV space and projected into the photo. Then:
+
+1. **seen weight**: visible (depth test against a render of the head) times a facing ramp, so
+   grazing texels fade out;
+2. **de-lighting in linear colour, bounded**: the photo's linear colour divided by the fitted SH
+   shading (converted to linear), with the shading's brightness held within 0.4-3x of the face's
+   typical shading (shadows, where fits go wrong, are bounded hardest) and its chroma within +-5 %
+   of the typical shading's, so shadows and coloured light cannot blow the result up into neon;
+3. **this person's skin colour**: a chroma Gaussian (CIELAB) of the de-lit, well-seen skin texels
+   between chin and brows (:class:`~facecast.recon.fit.skin_colour.SkinColourModel`); skin texels
+   outside it (clothes, hands of another tone, hair, background by the jaw) count as not seen;
+4. **fill**: texels not seen take the fitted region colours (lips, brows) rescaled to this person's
+   skin tone, shifted by a wide normalised blur of the photo-minus-fill difference so that they
+   meet the photo texels without a step, and cross-faded into them over a few texels; near the
+   border with the back of the head (``M_BackHead``) the texture fades to the skin tone, which
+   :class:`BakedTexture` also returns for the scalp, ears and neck.
 """
 
 from __future__ import annotations
@@ -15,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facecast.recon.model.albedo import AlbedoModel
+from facecast.recon.fit.skin_colour import SkinColourModel, linear_to_srgb, srgb_to_lab, srgb_to_linear
+from facecast.recon.model.albedo import AlbedoModel, diffuse
 from facecast.recon.model.coeffs import FaceCoeffs, coeffs_camera
 from facecast.recon.model.morphable import MorphableModel
-from facecast.recon.model.topology import triangulate
+from facecast.recon.model.topology import REGION_STARTS, triangulate
 from facecast.render.interpolate import foreground, vertex_attributes_at
 from facecast.render.rasterize import rasterize
 from facecast.render.renderer import Renderer, RendererConfig
@@ -33,6 +45,24 @@ class TextureConfig:
     min_facing: float = 0.15
     full_facing: float = 0.45
     depth_tolerance: float = 0.6
+    shade_range: tuple[float, float] = (0.4, 3.0)  # shading brightness bounds, x the face's median
+    shade_chroma: float = 0.05  # shading chroma bound, +- this fraction of the face's median
+    outlier_sigmas: float = 3.5  # skin texels beyond this chroma distance count as occluded
+
+
+@dataclass
+class BakedTexture:
+    """A baked face texture and what it was made of.
+
+    texture ``(S, S, 3)`` uint8 sRGB (row 0 = v 1); seen ``(S, S)`` float in [0, 1]: how much of each
+    texel comes from the photo; skin_tone ``(3,)`` sRGB in [0, 1] (for the back of the head);
+    skin: the person's :class:`SkinColourModel` (``None`` when too little skin was seen).
+    """
+
+    texture: np.ndarray
+    seen: np.ndarray
+    skin_tone: np.ndarray
+    skin: SkinColourModel | None
 
 
 #: the visibility test renders the head at most this many pixels on its longest side
@@ -48,6 +78,25 @@ def _uv_layout(model: MorphableModel, size: int) -> tuple[torch.Tensor, torch.Te
     uv = torch.as_tensor(data.uvs, dtype=torch.float64)
     screen = torch.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size, torch.ones_like(uv[:, 0])], -1)
     return screen[None], uv_tris, mesh_tris
+
+
+def texel_layout(model: MorphableModel, size: int):
+    """The texels of the ``M_Face`` UV tile at ``size`` pixels: a :class:`~facecast.render.interpolate.Foreground`
+    (``pixel`` = row-major texel index) and the mesh triangles ``(F, 3)`` its faces index."""
+    screen, uv_tris, mesh_tris = _uv_layout(model, size)
+    return foreground(rasterize(screen.to(torch.float32), uv_tris, (size, size), perspective=False)), mesh_tris
+
+
+_LINEAR = None  # sRGB byte -> linear, built on first use
+
+
+def _sample_linear(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Linear RGB ``(N, 3)`` float32 of the photo at renderer-convention pixels ``(N, 2)`` (bilinear on
+    the bytes, then a 256-entry table)."""
+    global _LINEAR
+    if _LINEAR is None:
+        _LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+    return _LINEAR[np.round(_sample(image, pixels) * 255).astype(np.uint8)]
 
 
 def _sample(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
@@ -69,55 +118,153 @@ class TextureBaker:
 
     def __init__(self, model: MorphableModel, config: TextureConfig = TextureConfig()) -> None:
         self.model, self.config = model, config
-        self._layout: tuple | None = None
+        self._shared: tuple | None = None
+        self._layouts: dict[int, tuple] = {}
 
-    def _prepared(self) -> tuple:
-        if self._layout is None:
-            screen, uv_tris, mesh_tris = _uv_layout(self.model, self.config.size)
-            size = self.config.size
-            fg = foreground(rasterize(screen.to(torch.float32), uv_tris, (size, size), perspective=False))
+    def _prepared(self, size: int) -> tuple:
+        if self._shared is None:
             albedo = AlbedoModel.from_data(self.model.data, torch.float32)
-            self._layout = fg, mesh_tris, self.model.triangles(("head",)), albedo
-        return self._layout
+            data = self.model.data
+            border = np.zeros((data.n_vertices, 1))
+            scalp = data.material_face_mask(["M_BackHead"]) & data.region_face_mask(["head_neck"])
+            back = data.face_vertices[scalp]
+            border[back[back >= 0]] = 1.0
+            border = np.clip(diffuse(border, data, 6) * 2.0, 0.0, 1.0)  # a band a few polygons wide
+            # the face proper, where skin shows in nearly every photo: between chin and brows, inside the eyes' width
+            neutral, marks = data.neutral.astype(np.float64), data.neutral[data.landmarks68]
+            core = ((neutral[:, 1] > marks[8, 1] + 1.0) & (neutral[:, 1] < marks[19, 1])
+                    & (np.abs(neutral[:, 0]) < np.abs(marks[36, 0] - marks[45, 0]) / 2))
+            extra = torch.as_tensor(np.c_[albedo.weights[:, :1].numpy(), border, core], dtype=torch.float32)
+            self._shared = self.model.triangles(("head",)), albedo, extra
+        if size not in self._layouts:
+            self._layouts[size] = texel_layout(self.model, size)
+        return (*self._layouts[size], *self._shared)
+
+    def bake_size(self, coeffs: FaceCoeffs, image_size: tuple[int, int]) -> int:
+        """Texels the photo can fill: the smallest power of two >= 1.5x the face's size in photo pixels,
+        between 256 and ``config.size`` (finer texels would only repeat pixels; they are upsampled)."""
+        c = coeffs.to(self.model.neutral.dtype)
+        with torch.no_grad():
+            vertices = self.model(c.identity, c.expression, c.rotation, c.translation).vertices
+            face = vertices[:, :REGION_STARTS["head_neck"]]
+            pixels = coeffs_camera(c.focal, c.principal, image_size).project(face)[0]
+        extent = float((pixels.amax(0) - pixels.amin(0)).max())
+        size = 256
+        while size < 1.5 * extent and size < self.config.size:
+            size *= 2
+        return min(size, self.config.size)
 
     def bake(self, coeffs: FaceCoeffs, image: np.ndarray) -> np.ndarray:
-        """``(S, S, 3)`` uint8 sRGB-ish albedo texture of the ``M_Face`` UV tile (row 0 = v 1).
+        """``(S, S, 3)`` uint8 sRGB albedo texture of the ``M_Face`` UV tile (row 0 = v 1).
 
         coeffs: one face (batch of one) fitted to ``image`` (RGB uint8 ``(H, W, 3)``),
         with lighting and albedo from :mod:`facecast.recon.fit.photometric`.
         """
+        return self.bake_layers(coeffs, image).texture
+
+    def bake_layers(self, coeffs: FaceCoeffs, image: np.ndarray) -> BakedTexture:
+        """Like :meth:`bake`, with the seen weights and the skin tone (see the module docstring)."""
         if coeffs.batch_size != 1:
             raise ValueError(f"bake_texture takes one face, got a batch of {coeffs.batch_size}")
         config, model = self.config, self.model
-        fg, mesh_tris, head, albedo_model = self._prepared()
+        size = self.bake_size(coeffs, image.shape[:2])
+        fg, mesh_tris, head, albedo_model, extra = self._prepared(size)
         c = coeffs.to(model.neutral.dtype)
         with torch.no_grad():
             vertices = model(c.identity, c.expression, c.rotation, c.translation).vertices.to(torch.float32)
             normals = vertex_normals(vertices, head)
-            attrs = torch.cat([vertices, normals, albedo_model.vertex_albedo(c.albedo.to(torch.float32))], -1)
+            attrs = torch.cat([vertices, normals, albedo_model.vertex_albedo(c.albedo.to(torch.float32)),
+                               extra[None]], -1)
             texel = vertex_attributes_at(attrs, mesh_tris, fg)
-            position, fallback = texel[:, :3], texel[:, 6:]
+            position, fallback, skin, border = texel[:, :3], texel[:, 6:9], texel[:, 9], texel[:, 10]
+            core = texel[:, 11] > 0.99
             normal = torch.nn.functional.normalize(texel[:, 3:6], dim=-1)
             height, width = image.shape[:2]
             focal, principal = c.focal.to(torch.float32), c.principal.to(torch.float32)
             pixels = coeffs_camera(focal, principal, (height, width)).project(position[None])[0]
             # visibility: depth test against a render of the head, at most VISIBILITY_SIDE pixels wide
             scale = min(1.0, VISIBILITY_SIDE / max(height, width))
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
-            small = coeffs_camera(focal * scale, principal * scale, size)
+            shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+            small = coeffs_camera(focal * scale, principal * scale, shape)
             rendered = Renderer(RendererConfig(backend="torch", cull_backfaces=True))(
                 vertices, head, small, torch.zeros_like(vertices)).depth[0]
             facing = (-normal * torch.nn.functional.normalize(position, dim=-1)).sum(-1)
-            col = (pixels[:, 0] * scale).long().clamp(0, size[1] - 1)
-            row = (pixels[:, 1] * scale).long().clamp(0, size[0] - 1)
+            col = (pixels[:, 0] * scale).long().clamp(0, shape[1] - 1)
+            row = (pixels[:, 1] * scale).long().clamp(0, shape[0] - 1)
             inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
             visible = inside & ((rendered[row, col] + position[:, 2]).abs() < config.depth_tolerance)
-            blend = ((facing - config.min_facing) / (config.full_facing - config.min_facing)).clamp(0, 1) * visible
-            shade = irradiance(normal[None], c.lighting.to(torch.float32))[0].clamp_min(0.05)
-            photo = torch.as_tensor(_sample(image, pixels.numpy())) / shade
-            colour = blend[:, None] * photo.clamp(0, 1) + (1 - blend[:, None]) * fallback
-        texture = _fill(colour.numpy(), fg.pixel.numpy(), config.size, fallback.mean(0).numpy())
-        return (np.clip(texture, 0, 1) * 255 + 0.5).astype(np.uint8)
+            seen = ((facing - config.min_facing) / (config.full_facing - config.min_facing)).clamp(0, 1) * visible
+            shade = irradiance(normal[None], c.lighting.to(torch.float32))[0]
+        seen, skin, border, core = seen.numpy(), skin.numpy(), border.numpy(), core.numpy()
+        photo = _sample_linear(image, pixels.numpy())
+        albedo = _delight(photo, shade.numpy(), seen, skin, config)
+        trusted = (seen > 0.8) & (skin > 0.95) & core
+        candidates = np.flatnonzero((skin > 0.5) & (seen > 0))
+        lab = srgb_to_lab(albedo[candidates])
+        skin_model = SkinColourModel.fit(lab[trusted[candidates]]) if trusted.sum() >= 64 else None
+        if skin_model is not None:  # skin texels of another colour are occluders: not seen
+            seen = seen.copy()
+            seen[candidates[skin_model.outside(lab, config.outlier_sigmas, 15.0)]] = 0.0
+        fallback = fallback.numpy().astype(np.float64)
+        tone = (np.median(albedo[trusted], 0) if trusted.sum() >= 64 else
+                np.median(fallback[skin > 0.95], 0) if (skin > 0.95).any() else fallback.mean(0))
+        fitted_skin = np.median(fallback[skin > 0.95], 0) if (skin > 0.95).any() else fallback.mean(0)
+        fill = (fallback * (tone / fitted_skin.clip(1e-3))).clip(0.0, 1.0)  # region colours in this skin tone
+        texture, weight = _compose(albedo, fill, seen, border, tone, fg.pixel.numpy(), size)
+        if size < config.size:
+            import cv2
+
+            texture = cv2.resize(texture, (config.size, config.size), interpolation=cv2.INTER_CUBIC)
+            weight = cv2.resize(weight, (config.size, config.size), interpolation=cv2.INTER_LINEAR)
+        return BakedTexture((np.clip(texture, 0, 1) * 255 + 0.5).astype(np.uint8), weight, tone, skin_model)
+
+
+def _delight(photo: np.ndarray, shade: np.ndarray, seen: np.ndarray, skin: np.ndarray,
+             config: TextureConfig) -> np.ndarray:
+    """Albedo ``(N, 3)`` sRGB of linear photo colours ``(N, 3)`` under SH shading ``(N, 3)`` (fitted in
+    sRGB units): divided in linear colour by the shading, bounded as :class:`TextureConfig` says."""
+    reference = (seen > 0.5) & (skin > 0.9)
+    if reference.sum() < 16:
+        reference = seen > 0
+    if not reference.any():
+        reference = np.ones(len(shade), bool)
+    shade = shade.astype(np.float32)
+    typical = np.median(shade[reference], 0).clip(1e-3)
+    brightness = shade.mean(1, keepdims=True).clip(1e-3)
+    chroma = (shade / brightness).clip(typical / typical.mean() * (1 - config.shade_chroma),
+                                       typical / typical.mean() * (1 + config.shade_chroma))
+    low, high = config.shade_range
+    bounded = chroma * brightness.clip(low * typical.mean(), high * typical.mean())
+    return linear_to_srgb(photo / bounded ** np.float32(2.2))
+
+
+def _compose(albedo: np.ndarray, fill: np.ndarray, seen: np.ndarray, border: np.ndarray, tone: np.ndarray,
+             pixel: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Texture ``(S, S, 3)`` and its seen weights ``(S, S)`` from per-texel photo albedo and fill."""
+    import cv2
+
+    def image_of(values: np.ndarray, empty: float = 0.0) -> np.ndarray:
+        out = np.full((size * size,) + values.shape[1:], empty, np.float32)
+        out[pixel] = values
+        return out.reshape((size, size) + values.shape[1:])
+
+    covered = image_of(np.ones(len(pixel)))
+    weight = image_of(seen)
+    photo, base = image_of(albedo), image_of(fill)
+    # the fill's colour follows the photo's over ~1/32 of the texture: blurred at 1/8 of the size
+    low = max(8, size // 8)
+    down = cv2.resize(np.dstack([weight, weight[..., None] * (photo - base)]), (low, low),
+                      interpolation=cv2.INTER_AREA)
+    down = cv2.GaussianBlur(down, (0, 0), max(1.0, low / 32))
+    blur_w = cv2.resize(down[..., 0], (size, size), interpolation=cv2.INTER_LINEAR)
+    offset = cv2.resize(down[..., 1:] / np.maximum(down[..., :1], 1e-4), (size, size), interpolation=cv2.INTER_LINEAR)
+    reach = np.clip(blur_w / 0.15, 0.0, 1.0)[..., None]
+    base = base + offset * reach
+    soft = cv2.GaussianBlur(weight, (0, 0), max(1.0, size / 256)) * covered  # cross-fade over a few texels
+    colour = soft[..., None] * photo + (1 - soft[..., None]) * base
+    edge = image_of(border)[..., None]
+    colour = edge * tone + (1 - edge) * colour
+    return _fill_gutter(colour, covered, tone), soft
 
 
 def bake_texture(model: MorphableModel, coeffs: FaceCoeffs, image: np.ndarray,
@@ -127,21 +274,17 @@ def bake_texture(model: MorphableModel, coeffs: FaceCoeffs, image: np.ndarray,
     return TextureBaker(model, config).bake(coeffs, image)
 
 
-def _fill(colour: np.ndarray, pixel: np.ndarray, size: int, background: np.ndarray,
-          gutter: int = 8) -> np.ndarray:
-    """Scatter texel colours into an image, grow them ``gutter`` pixels into the empty seams
-    (the mean of the baked texels within that distance, so mip-mapping does not bleed background
-    into the face) and fill the rest with ``background``."""
+def _fill_gutter(image: np.ndarray, covered: np.ndarray, background: np.ndarray, gutter: int = 8) -> np.ndarray:
+    """Grow the covered texels of ``image`` ``(S, S, 3)`` ``gutter`` pixels into the empty seams (the
+    mean of the covered texels within that distance, so mip-mapping does not bleed background into
+    the face) and fill the rest with ``background``."""
     import cv2
 
-    image = np.zeros((size * size, 3), np.float32)
-    weight = np.zeros(size * size, np.float32)
-    image[pixel], weight[pixel] = colour, 1.0
-    image, weight = image.reshape(size, size, 3), weight.reshape(size, size)
+    image = image * covered[..., None]
     window = (2 * gutter + 1, 2 * gutter + 1)
-    total = cv2.boxFilter(image, -1, window, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    count = cv2.boxFilter(weight, -1, window, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    empty = weight == 0
+    total = cv2.boxFilter(image.astype(np.float32), -1, window, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.boxFilter(covered.astype(np.float32), -1, window, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    empty = covered == 0
     grown = empty & (count > 0.5)
     image[grown] = total[grown] / count[grown, None]
     image[empty & ~grown] = background

@@ -54,7 +54,7 @@ def _distance_to_polyline(points: np.ndarray, line: np.ndarray) -> np.ndarray:
     return best
 
 
-def _diffuse(masks: np.ndarray, data: ICTData, iterations: int) -> np.ndarray:
+def diffuse(masks: np.ndarray, data: ICTData, iterations: int) -> np.ndarray:
     """Average ``(V, A)`` masks over mesh neighbours ``iterations`` times."""
     tris = triangulate(data.face_vertices)
     n = data.n_vertices
@@ -92,7 +92,7 @@ def region_weights(data: ICTData, smoothing: int = 3) -> np.ndarray:
     masks[region == names.index("teeth"), 6] = 1.0
     masks[region == names.index("eyelashes"), 7] = 1.0
     masks[:, 0] = 1.0 - masks[:, 1:].max(axis=1)
-    soft = _diffuse(masks, data, smoothing)
+    soft = diffuse(masks, data, smoothing)
     soft[~face] = masks[~face]  # keep material regions crisp; only face regions blend
     return soft / soft.sum(axis=1, keepdims=True)
 

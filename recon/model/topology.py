@@ -45,8 +45,10 @@ REGION_GROUPS: dict[str, tuple[str, ...]] = {
     "mouth": ("gums_tongue", "teeth"),
     "all": tuple(REGION_STARTS),
 }
-#: Regions exported by default for an avatar: skin, eyeballs, mouth, lashes (no helper layers).
-DEFAULT_AVATAR_REGIONS = ("head", "eyeballs", "mouth", "eyelashes")
+#: Regions exported by default for an avatar: skin, eyeballs, mouth (no helper layers). ICT's
+#: eyelashes are opaque cards that read as a dark band in viewers without their alpha texture, so
+#: they are left out unless asked for (``eyelashes``).
+DEFAULT_AVATAR_REGIONS = ("head", "eyeballs", "mouth")
 
 
 class RegionError(ValueError):

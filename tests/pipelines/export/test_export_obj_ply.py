@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from avatar_tools import expected_morphs
 
 from facecast.pipelines.export import ExportError, export_bytes, write_mesh
 from facecast.pipelines.export.avatar import (
@@ -19,6 +20,7 @@ from facecast.pipelines.export.avatar import (
     identity_from,
     random_identity,
 )
+from facecast.recon.model.eyes import PUPIL_MATERIAL, eye_layout
 from facecast.recon.model.topology import RegionError
 
 TOLERANCE_CM = 1e-5
@@ -60,16 +62,18 @@ def test_avatar_matches_model(avatar, model, identity, ict_data):
     full = _expected_vertices(model, identity)
     ids = avatar.source_vertex_ids
     np.testing.assert_allclose(avatar.vertices, full[ids], atol=1e-6)
-    np.testing.assert_array_equal(avatar.morph_deltas, model.expression_basis[:, ids].numpy())
+    np.testing.assert_allclose(avatar.morph_deltas, expected_morphs(model, identity)[:, ids], atol=1e-6)
     assert avatar.morph_names == tuple(model.expression_names)
-    # polygons are the model's polygons renumbered
-    kept = ict_data.region_face_mask(avatar.region_names)
+    # polygons are the model's polygons renumbered, less the sclera's cornea (the eyes stay open)
+    kept = ict_data.region_face_mask(avatar.region_names) & ~eye_layout(ict_data).cornea
     original = ict_data.face_vertices[kept]
     assert np.array_equal(np.where(avatar.polygons >= 0, ids[avatar.polygons], -1), original)
     assert np.array_equal(avatar.uvs[avatar.face_uvs[avatar.face_uvs >= 0]],
                           ict_data.uvs[ict_data.face_uvs[kept][ict_data.face_uvs[kept] >= 0]])
     names = [avatar.material_names[k] for k in avatar.face_material]
-    assert names == [ict_data.material_names[k] for k in ict_data.face_material[kept]]
+    pupil = eye_layout(ict_data).pupil[kept]
+    assert names == [PUPIL_MATERIAL if p else ict_data.material_names[k]
+                     for k, p in zip(ict_data.face_material[kept], pupil)]
     # every vertex is used and the helper layers are not in the default avatar
     assert np.unique(avatar.polygons[avatar.polygons >= 0]).size == avatar.n_vertices
     assert "M_EyeOcclusion" not in avatar.material_names and "M_Teeth" in avatar.material_names

@@ -1,0 +1,18 @@
+"""Expected avatar data, computed from the model independently of the exporter."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def expected_morphs(model, identity) -> np.ndarray:
+    """``(53, V, 3)`` cm: the model's expression basis, with the eyeballs turned by the gaze shapes."""
+    import torch
+
+    from facecast.recon.model.eyes import gaze_deltas
+
+    basis = model.expression_basis.numpy().astype(np.float64)
+    neutral = model(torch.as_tensor(identity, dtype=torch.float32)[None], torch.zeros(1, 53)).vertices[0]
+    for name, delta in gaze_deltas(model.data, neutral.numpy().astype(np.float64)).items():
+        basis[model.expression_names.index(name)] += delta
+    return basis
