@@ -29,6 +29,9 @@ light skin, glasses, and the built-in astronaut):
     <= 0.6; 1.0 when no iris pixel shows) and ``iris dE``: CIEDE2000 of the rendered iris colour to
     the photo's iris colour (MediaPipe iris points).
 
+``seconds``: the whole reconstruction of the photo in a warm pipeline (detect, fit, photometric pass,
+texture, avatar; no file written); ``bake_s``: the texture bake alone, timed again after it.
+
 The contact sheet has one row per photo: the photo, the avatar over it, then front, three-quarter and
 side views (lit by a soft key light) of each scored set.
 """
@@ -85,6 +88,9 @@ def save(folder: Path, media: Path) -> None:
             start = time.perf_counter()
             rec = pipeline.run(image, source)
             seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            pipeline.baker.bake(rec.result.coeffs, image)  # the texture bake alone, again
+            bake_seconds = time.perf_counter() - start
             mesh, c = rec.mesh, rec.result.coeffs
             with torch.no_grad():
                 posed = (mesh.vertices + np.einsum("k,knd->nd", c.expression[0].double().numpy(),
@@ -98,8 +104,9 @@ def save(folder: Path, media: Path) -> None:
                 material_names=np.array(mesh.material_names), texture=rec.texture,
                 textured=np.array([t.material for t in mesh.textures]),
                 points=rec.result.detected.points, focal=c.focal.numpy(), principal=c.principal.numpy(),
-                lighting=c.lighting.numpy(), seconds=seconds, **{f: getattr(mesh, f) for f in MESH_FIELDS})
-            print(f"{name}: {seconds:.1f} s", flush=True)
+                lighting=c.lighting.numpy(), seconds=seconds, bake_seconds=bake_seconds,
+                **{f: getattr(mesh, f) for f in MESH_FIELDS})
+            print(f"{name}: {seconds:.1f} s, bake {bake_seconds:.2f} s", flush=True)
 
 
 def load_mesh(saved):
@@ -196,7 +203,8 @@ class Scorer:
                    if back_colour is not None and border.any() else float("nan"))
         eye = self.eye(mesh, iris_colour(image, points))
         numbers = {"photo_err": photo_err, "off_skin_pct": 100 * off_skin, "seam_de": seam, "back_de": back_de,
-                   **eye, "seconds": float(saved["seconds"])}
+                   **eye, "seconds": float(saved["seconds"]),
+                   "bake_s": float(saved["bake_seconds"]) if "bake_seconds" in saved else float("nan")}
         overlay = np.where((material >= 0)[..., None], lit, image / 255.0)
         return numbers, {"photo": image / 255.0, "overlay": overlay, "box": box}
 
@@ -305,7 +313,8 @@ def score(folders: list[Path], sheet: Path | None, report: Path | None, size: in
         rows.append(np.concatenate(cells, 1))
         print(npz.stem, json.dumps({f: {k: round(v, 3) for k, v in n.items()} for f, n in results[npz.stem].items()}),
               flush=True)
-    keys = ("photo_err", "off_skin_pct", "seam_de", "back_de", "iris_sclera", "iris_de", "iris_px", "seconds")
+    keys = ("photo_err", "off_skin_pct", "seam_de", "back_de", "iris_sclera", "iris_de", "iris_px", "seconds",
+            "bake_s")
     print(f"\n{'photo':34s} {'set':10s} " + " ".join(f"{k:>12s}" for k in keys))
     for photo, sets in results.items():
         for name, numbers in sets.items():

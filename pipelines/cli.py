@@ -76,7 +76,11 @@ def reconstruct(
     face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
     all_faces: Annotated[bool, typer.Option("--all-faces", help="Reconstruct every face found, largest first: "
                                             "NAME_0.glb, NAME_1.glb, ... each with its JSON and preview.")] = False,
-    texture: Annotated[bool, typer.Option(help="Bake a face texture from the photo.")] = True,
+    texture: Annotated[bool, typer.Option(help="Bake a face texture from the photo (--no-texture: flat skin "
+                                          "colours, ~0.3-1 s a photo less).")] = True,
+    texture_size: Annotated[int, typer.Option(help="Side of the face texture in pixels (256-4096, a power of two). "
+                                              "Texels are baked at the photo's own resolution and upsampled, "
+                                              "so a bigger size mainly costs file size (~1.5 MB at 1024).")] = 1024,
     preview: Annotated[bool, typer.Option(help="Write NAME_preview.png with the mesh over the photo.")] = True,
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
@@ -90,6 +94,7 @@ def reconstruct(
     from facecast.pipelines.commands.reconstruct import ReconstructConfig
     from facecast.pipelines.commands.reconstruct import reconstruct as run
     from facecast.pipelines.export import check_output
+    from facecast.recon.fit.texture import TextureConfig
     from facecast.recon.photo import MODES, PhotoConfig
 
     if mode not in MODES:
@@ -100,7 +105,10 @@ def reconstruct(
         raise UserError("--all-faces and --face-index exclude each other")
     check_output(output)
     extra = tuple(s for s, on in ((".obj", obj), (".ply", ply)) if on and s != output.suffix.lower())
-    config = ReconstructConfig(photo=PhotoConfig(mode=mode, face_index=face_index), bake_texture=texture)
+    if texture_size not in (256, 512, 1024, 2048, 4096):
+        raise UserError(f"--texture-size must be 256, 512, 1024, 2048 or 4096, got {texture_size}")
+    config = ReconstructConfig(photo=PhotoConfig(mode=mode, face_index=face_index), bake_texture=texture,
+                               texture=TextureConfig(size=texture_size))
     written = run(photo, output, extra, config, assets=assets, preview=preview, all_faces=all_faces)
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
@@ -310,33 +318,8 @@ def _register_batch() -> None:
 _register_batch()
 
 
-#: glibc's ``mallopt`` parameter number of M_MMAP_THRESHOLD
-_M_MMAP_THRESHOLD = -3
-
-
-def _steady_allocator(threshold: int = 4 << 20) -> None:
-    """Serve allocations of ``threshold`` bytes or more (mesh batches, point-cache blocks) by mmap, always.
-
-    glibc raises its mmap threshold each time such a block is freed, after which big blocks come
-    from the heap arenas of the threads that decode, fit and write; freed across threads they
-    fragment, and a 1,000-frame ``track`` run's RSS jumped by 210-240 MB in one run of three here.
-    A fixed threshold keeps it flat (benchmarks/README.md). 4 MB leaves video frames (1.5 MB at
-    700x700) on the heap: mmapping every frame cost ~2-3 ms of CPU a frame. No-op where the C
-    library is not glibc.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, threshold)
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``facecast = facecast.pipelines.cli:main``)."""
-    _steady_allocator()
     try:
         app(args=argv, prog_name="facecast")
     except Exception as exc:

@@ -44,6 +44,13 @@ def test_outputs_are_complete_and_readable(reconstructed):
     assert "map_Kd head_M_Face.png" in mtl
     texture = np.asarray(Image.open(folder / "head_M_Face.png"))
     assert texture.shape == (1024, 1024, 3) and 40 < texture.mean() < 230
+    # the scalp, ears and neck take this person's skin tone (the texture's), the eyes their iris colour
+    colours = {m.name: np.array(m.pbrMetallicRoughness.baseColorFactor[:3]) for m in gltf.materials}
+    srgb = np.where(colours["M_BackHead"] <= 0.0031308, colours["M_BackHead"] * 12.92,
+                    1.055 * colours["M_BackHead"] ** (1 / 2.4) - 0.055)
+    assert np.abs(srgb - np.median(texture.reshape(-1, 3), 0) / 255).max() < 0.08
+    assert "M_Pupil" in colours and colours["M_IrisLeft"].tolist() == colours["M_IrisRight"].tolist()
+    assert "newmtl M_Pupil" in mtl
 
 
 def test_json_landmarks_match_the_annotation(reconstructed, lfpw_photo):
@@ -88,6 +95,8 @@ def test_bad_photos_are_one_line_errors_and_write_nothing(tmp_path):
                                            "--mode", "quick"]), "--mode must be one of")
     _assert_user_error(runner.invoke(app, ["reconstruct", str(tmp_path / "gray.png"), "-o", str(out),
                                            "--mode", "fast"]), "no face found")
+    _assert_user_error(runner.invoke(app, ["reconstruct", str(tmp_path / "gray.png"), "-o", str(out),
+                                           "--texture-size", "300"]), "--texture-size must be", "300")
 
 
 @pytest.mark.parametrize("mode", ["fast", "refine"])
