@@ -49,15 +49,15 @@ _ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, the
                 "then a download).")
 
 
-_MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default; ~4.4 s a "
+_MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default; ~3.8 s a "
               "photo on 2 CPU cores, texture and GLB included). "
-              "fast: the trained regressor alone (one forward pass; ~1.7 s a photo, most of it texture and GLB). "
-              "refine: the regressor + 8 Levenberg-Marquardt steps of the landmark fit (~1.8 s a photo, "
+              "fast: the trained regressor alone (one forward pass; ~1.8 s a photo, most of it texture and GLB). "
+              "refine: the regressor + 8 Levenberg-Marquardt steps of the landmark fit (~2.0 s a photo, "
               "as accurate on the landmarks, no photometric pass). Start-up adds ~6 s to one run; "
               "`facecast batch --job reconstruct` pays it once for many photos.")
 _TRACK_MODE_HELP = ("accurate: the landmark fit, Levenberg-Marquardt per 16-frame chunk with one identity and "
-                    "frames tied to their neighbours (default; ~22 frames/s on 2 CPU cores once started). "
-                    "fast: the trained regressor per frame (one forward pass; ~69 frames/s). "
+                    "frames tied to their neighbours (default; ~23 frames/s on 2 CPU cores once started). "
+                    "fast: the trained regressor per frame (one forward pass; ~77 frames/s). "
                     "refine: the regressor + a few fit steps per chunk.")
 _FACE_HELP = "Which face when there are several: 0 = the largest, 1 = the next, ..."
 
@@ -126,8 +126,9 @@ def track(
     face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
     preview: Annotated[bool, typer.Option(help="Also write preview.mp4, the fitted face's mesh over the video "
-                                               "(drawn and encoded on a second thread; ~20 ms of CPU a frame: "
-                                               "+6-10 % time in accurate mode, +20-24 % in fast mode).")] = False,
+                                               "(drawn and encoded on a second thread; ~20 ms of CPU a frame: a "
+                                               "5 s clip takes ~25 % longer; once started, accurate frames "
+                                               "+13 %, fast frames +80 %).")] = False,
     mode: Annotated[str, typer.Option(help=_TRACK_MODE_HELP)] = "accurate",
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
