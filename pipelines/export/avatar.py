@@ -198,7 +198,7 @@ def build_avatar(model: MorphableModel, identity: np.ndarray,
     """
     import torch
 
-    from facecast.recon.model.eyes import PUPIL_MATERIAL, eye_layout
+    from facecast.recon.model.eyes import PUPIL_MATERIAL, eye_layout, gaze_deltas
 
     if not model.is_full:
         raise ValueError("build_avatar needs the full model, not a vertex subset")
@@ -210,7 +210,8 @@ def build_avatar(model: MorphableModel, identity: np.ndarray,
     mask = data.region_face_mask(chosen)
     names = list(data.material_names)
     face_material = data.face_material.astype(np.int64)
-    if open_eyes and "eyeballs" in chosen:
+    open_eyes = open_eyes and "eyeballs" in chosen
+    if open_eyes:
         eyes = eye_layout(data)
         mask &= ~eyes.cornea
         face_material = np.where(eyes.pupil, len(names), face_material)
@@ -228,9 +229,7 @@ def build_avatar(model: MorphableModel, identity: np.ndarray,
         ids = torch.as_tensor(vertex_ids, device=vertices.device)
         positions = vertices[ids].cpu().numpy().astype(np.float32)
         deltas = model.expression_basis[:, ids].cpu().numpy().astype(np.float32)
-    if open_eyes and "eyeballs" in chosen:  # the gaze shapes turn the eyeballs too
-        from facecast.recon.model.eyes import gaze_deltas
-
+    if open_eyes:  # the gaze shapes turn the eyeballs too
         neutral = vertices.cpu().numpy().astype(np.float64)
         for name, delta in gaze_deltas(data, neutral).items():
             if name in model.expression_names:

@@ -36,6 +36,8 @@ def avatar_atlas(mesh: AvatarMesh) -> tuple[torch.Tensor, UVTexture, np.ndarray]
     The atlas is the first texture (resized to a square of its height) followed by a column of
     flat-colour cells, one per untextured material.
     """
+    import cv2
+
     textures = {t.material: _decode_png(t.png) for t in mesh.textures}
     side = max([t.shape[0] for t in textures.values()] + [CELL * len(mesh.material_names)])
     width = side * len(textures) + CELL
@@ -49,8 +51,6 @@ def avatar_atlas(mesh: AvatarMesh) -> tuple[torch.Tensor, UVTexture, np.ndarray]
         tri = triangulate(mesh.polygons[chosen])
         uv = mesh.uvs[triangulate(mesh.face_uvs[chosen])].astype(np.float64)
         if name in textures:
-            import cv2
-
             atlas[:, slot[name] * side:(slot[name] + 1) * side] = cv2.resize(
                 textures[name], (side, side), interpolation=cv2.INTER_AREA) / 255.0
             u = uv[..., 0] - np.floor(uv[..., 0].mean(-1, keepdims=True))  # the tile wraps onto the image

@@ -21,6 +21,7 @@ found by rasterizing the mesh in UV space and projected into the photo. Then:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,20 +88,15 @@ def texel_layout(model: MorphableModel, size: int):
     return foreground(rasterize(screen.to(torch.float32), uv_tris, (size, size), perspective=False)), mesh_tris
 
 
-_LINEAR = None  # sRGB byte -> linear, built on first use
+@functools.cache
+def _linear_of_byte() -> np.ndarray:
+    """``(256,)`` float32: linear value of each sRGB byte."""
+    return srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
 
 
 def _sample_linear(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """Linear RGB ``(N, 3)`` float32 of the photo at renderer-convention pixels ``(N, 2)`` (bilinear on
     the bytes, then a 256-entry table)."""
-    global _LINEAR
-    if _LINEAR is None:
-        _LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
-    return _LINEAR[np.round(_sample(image, pixels) * 255).astype(np.uint8)]
-
-
-def _sample(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """Bilinear colours ``(N, 3)`` in [0, 1] at renderer-convention pixels ``(N, 2)``."""
     import cv2
 
     n, width = len(pixels), 1024  # remap maps must be < 32767 rows: lay the points out in rows
@@ -109,7 +105,7 @@ def _sample(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     xy = xy.reshape(-1, width, 2)
     out = cv2.remap(image, xy[..., 0].copy(), xy[..., 1].copy(), cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(-1, 3)[:n].astype(np.float32) / 255.0
+    return _linear_of_byte()[out.reshape(-1, 3)[:n]]
 
 
 class TextureBaker:
@@ -140,15 +136,11 @@ class TextureBaker:
             self._layouts[size] = texel_layout(self.model, size)
         return (*self._layouts[size], *self._shared)
 
-    def bake_size(self, coeffs: FaceCoeffs, image_size: tuple[int, int]) -> int:
-        """Texels the photo can fill: the smallest power of two >= 1.5x the face's size in photo pixels,
-        between 256 and ``config.size`` (finer texels would only repeat pixels; they are upsampled)."""
-        c = coeffs.to(self.model.neutral.dtype)
-        with torch.no_grad():
-            vertices = self.model(c.identity, c.expression, c.rotation, c.translation).vertices
-            face = vertices[:, :REGION_STARTS["head_neck"]]
-            pixels = coeffs_camera(c.focal, c.principal, image_size).project(face)[0]
-        extent = float((pixels.amax(0) - pixels.amin(0)).max())
+    def bake_size(self, face_pixels: torch.Tensor) -> int:
+        """Texels the photo can fill: the smallest power of two >= 1.5x the face's size in photo pixels
+        (``face_pixels`` ``(N, 2)``: the projected face vertices), between 256 and ``config.size``
+        (finer texels would only repeat pixels; they are upsampled)."""
+        extent = float((face_pixels.amax(0) - face_pixels.amin(0)).max())
         size = 256
         while size < 1.5 * extent and size < self.config.size:
             size *= 2
@@ -167,11 +159,14 @@ class TextureBaker:
         if coeffs.batch_size != 1:
             raise ValueError(f"bake_texture takes one face, got a batch of {coeffs.batch_size}")
         config, model = self.config, self.model
-        size = self.bake_size(coeffs, image.shape[:2])
-        fg, mesh_tris, head, albedo_model, extra = self._prepared(size)
         c = coeffs.to(model.neutral.dtype)
+        height, width = image.shape[:2]
+        focal, principal = c.focal.to(torch.float32), c.principal.to(torch.float32)
+        camera = coeffs_camera(focal, principal, (height, width))
         with torch.no_grad():
             vertices = model(c.identity, c.expression, c.rotation, c.translation).vertices.to(torch.float32)
+            size = self.bake_size(camera.project(vertices[:, :REGION_STARTS["head_neck"]])[0])
+            fg, mesh_tris, head, albedo_model, extra = self._prepared(size)
             normals = vertex_normals(vertices, head)
             attrs = torch.cat([vertices, normals, albedo_model.vertex_albedo(c.albedo.to(torch.float32)),
                                extra[None]], -1)
@@ -179,9 +174,7 @@ class TextureBaker:
             position, fallback, skin, border = texel[:, :3], texel[:, 6:9], texel[:, 9], texel[:, 10]
             core = texel[:, 11] > 0.99
             normal = torch.nn.functional.normalize(texel[:, 3:6], dim=-1)
-            height, width = image.shape[:2]
-            focal, principal = c.focal.to(torch.float32), c.principal.to(torch.float32)
-            pixels = coeffs_camera(focal, principal, (height, width)).project(position[None])[0]
+            pixels = camera.project(position[None])[0]
             # visibility: depth test against a render of the head, at most VISIBILITY_SIDE pixels wide
             scale = min(1.0, VISIBILITY_SIDE / max(height, width))
             shape = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -206,9 +199,8 @@ class TextureBaker:
             seen = seen.copy()
             seen[candidates[skin_model.outside(lab, config.outlier_sigmas, 15.0)]] = 0.0
         fallback = fallback.numpy().astype(np.float64)
-        tone = (np.median(albedo[trusted], 0) if trusted.sum() >= 64 else
-                np.median(fallback[skin > 0.95], 0) if (skin > 0.95).any() else fallback.mean(0))
         fitted_skin = np.median(fallback[skin > 0.95], 0) if (skin > 0.95).any() else fallback.mean(0)
+        tone = np.median(albedo[trusted], 0) if trusted.sum() >= 64 else fitted_skin
         fill = (fallback * (tone / fitted_skin.clip(1e-3))).clip(0.0, 1.0)  # region colours in this skin tone
         texture, weight = _compose(albedo, fill, seen, border, tone, fg.pixel.numpy(), size)
         if size < config.size:
