@@ -102,18 +102,18 @@ class PhotometricFitter:
             fg = foreground(out.fragments)
             keep = self.loss_faces[fg.face].nonzero().squeeze(1)
             stride = max(1, len(keep) // max(1, self.config.light_pixels * vertices.shape[0]))
-            keep = keep[::stride]  # pixels are ordered by image, so the grouping below holds
+            fg = type(fg)(*(field[keep[::stride]] for field in fg))  # still in pixel order: grouped by image
             attributes = torch.cat([self.albedo.weights[None].expand(vertices.shape[0], -1, -1),
                                     vertex_normals(vertices, self.faces)], dim=-1)
-            values = vertex_attributes_at(attributes, self.faces, fg)[keep]
+            values = vertex_attributes_at(attributes, self.faces, fg)
             weights, normals = values[:, :-3], torch.nn.functional.normalize(values[:, -3:], dim=-1)
-            target = photo.reshape(-1, 3)[fg.pixel[keep]]
-            counts = torch.bincount(fg.image[keep], minlength=vertices.shape[0]).tolist()
+            target = photo.reshape(-1, 3)[fg.pixel]
+            counts = torch.bincount(fg.image, minlength=vertices.shape[0]).tolist()
         light = ambient_light(vertices.shape[0], 1.0, dtype=vertices.dtype).requires_grad_(True)
         colours = colours0.clone().requires_grad_(True)
         fitted = torch.zeros(colours.shape[1], dtype=torch.bool)
         fitted[list(FITTED_REGIONS)] = True
-        image_of = fg.image[keep]
+        image_of = fg.image
 
         def loss() -> torch.Tensor:
             albedo = (weights[:, None, :] @ torch.where(fitted[None, :, None], colours, colours0)[image_of]).squeeze(1)
