@@ -146,12 +146,9 @@ class Scorer:
         self.model = MorphableModel.load()
         self._layouts: dict[int, tuple] = {}
         data = self.model.data
-        border = np.zeros(data.n_vertices)
-        back = data.face_vertices[data.material_face_mask(["M_BackHead"]) & data.region_face_mask(["head_neck"])]
-        border[back[back >= 0]] = 1.0
         from facecast.recon.model.albedo import region_weights
 
-        self.vertex_extra = np.c_[region_weights(data)[:, 0], border]
+        self.vertex_extra = np.c_[region_weights(data)[:, 0], data.back_of_head_vertices()]
 
     def layout(self, size: int):
         from facecast.recon.fit.texture import texel_layout

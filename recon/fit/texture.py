@@ -121,10 +121,7 @@ class TextureBaker:
         if self._shared is None:
             albedo = AlbedoModel.from_data(self.model.data, torch.float32)
             data = self.model.data
-            border = np.zeros((data.n_vertices, 1))
-            scalp = data.material_face_mask(["M_BackHead"]) & data.region_face_mask(["head_neck"])
-            back = data.face_vertices[scalp]
-            border[back[back >= 0]] = 1.0
+            border = data.back_of_head_vertices()[:, None].astype(np.float64)
             border = np.clip(diffuse(border, data, 6) * 2.0, 0.0, 1.0)  # a band a few polygons wide
             # the face proper, where skin shows in nearly every photo: between chin and brows, inside the eyes' width
             neutral, marks = data.neutral.astype(np.float64), data.neutral[data.landmarks68]

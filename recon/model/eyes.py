@@ -57,10 +57,6 @@ def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.sqrt(solution[3] + centre @ centre))
 
 
-def _used_vertices(polygons: np.ndarray) -> np.ndarray:
-    return np.unique(polygons[polygons >= 0])
-
-
 def _polygon_centres(data: ICTData, vertices: np.ndarray, mask: np.ndarray) -> np.ndarray:
     polygons = data.face_vertices[mask]
     valid = polygons >= 0
@@ -83,7 +79,7 @@ def eye_layout(data: ICTData, vertices: np.ndarray | None = None) -> EyeLayout:
     for sclera_name, iris_name in EYE_MATERIALS:
         sclera_mask = data.material_face_mask([sclera_name])
         iris_mask = data.material_face_mask([iris_name])
-        sclera_ids, iris_ids = (_used_vertices(data.face_vertices[m]) for m in (sclera_mask, iris_mask))
+        sclera_ids, iris_ids = (np.flatnonzero(data.polygon_vertex_mask(m)) for m in (sclera_mask, iris_mask))
         sclera, iris = vertices[sclera_ids], vertices[iris_ids]
         centre, _ = fit_sphere(sclera)
         radius = np.linalg.norm(sclera - centre, axis=1)
@@ -159,7 +155,7 @@ def gaze_deltas(data: ICTData, vertices: np.ndarray | None = None) -> dict[str, 
     layout = eye_layout(data, vertices)
     out = {}
     for eye, (side, (sclera_name, iris_name)) in enumerate(zip(("Left", "Right"), EYE_MATERIALS)):
-        ids = _used_vertices(data.face_vertices[data.material_face_mask([sclera_name, iris_name])])
+        ids = np.flatnonzero(data.polygon_vertex_mask(data.material_face_mask([sclera_name, iris_name])))
         points = vertices[ids] - layout.centres[eye]
         for shape, (pitch, yaw) in GAZE_DEGREES.items():
             delta = np.zeros_like(vertices)

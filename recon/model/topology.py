@@ -122,6 +122,18 @@ class ICTData:
         ids = [self.material_names.index(m) for m in materials]
         return np.isin(self.face_material, ids)
 
+    def polygon_vertex_mask(self, polygons: np.ndarray) -> np.ndarray:
+        """``(V,)`` bool: vertices used by the polygons selected by ``polygons`` ``(F,)`` bool."""
+        corners = self.face_vertices[polygons]
+        mask = np.zeros(self.n_vertices, bool)
+        mask[corners[corners >= 0]] = True
+        return mask
+
+    def back_of_head_vertices(self) -> np.ndarray:
+        """``(V,)`` bool: vertices of the scalp, ears and neck (``M_BackHead`` polygons of ``head_neck``),
+        the ring they share with the face included."""
+        return self.polygon_vertex_mask(self.material_face_mask(["M_BackHead"]) & self.region_face_mask(["head_neck"]))
+
 
 def triangulate(polygons: np.ndarray) -> np.ndarray:
     """``(F, 4)`` polygons (-1 padded) -> ``(T, 3)`` triangles; quads split along 0-2.
