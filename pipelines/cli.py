@@ -321,6 +321,9 @@ _register_batch()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``facecast = facecast.pipelines.cli:main``)."""
+    from facecast.pipelines.allocator import limit_malloc_arenas
+
+    limit_malloc_arenas()
     try:
         app(args=argv, prog_name="facecast")
     except Exception as exc:

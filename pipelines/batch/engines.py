@@ -32,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from facecast.pipelines.allocator import limit_malloc_arenas
 from facecast.pipelines.batch.jobs import BatchUsageError, Job, options_fingerprint
 from facecast.pipelines.batch.manifest import one_line
 
@@ -140,6 +141,7 @@ def crash_outcome(task: Task, detail: str = "") -> TaskOutcome:
 
 
 def _init_worker(threads: int, parent: int) -> None:
+    limit_malloc_arenas()
     limit_threads(threads)
     _die_with_parent(parent)
 
