@@ -17,9 +17,12 @@ light skin, glasses, and the built-in astronaut):
 (b) ``off_skin %``: share of the face texture's skin texels (albedo-model skin weight > 0.9, not
     lips or brows) whose chroma is more than 3 sigma from the person's skin colour, or whose L* lies
     over 15 outside its range; the person's skin colour is a
-    :class:`~facecast.recon.fit.skin_colour.SkinColourModel` of the photo's own pixels on the cheeks,
-    forehead and chin (discs around MediaPipe points), divided by the fitted shading there (the
-    avatar rendered lit over unlit), so that it is in the texture's units; target <= 1 %;
+    :class:`~facecast.recon.fit.skin_colour.SkinColourModel` (chroma Gaussian, outliers beyond 2.5
+    robust sigmas dropped: hands, hair, glasses; L* 2nd-98th percentile) of the photo's own skin: the
+    photo at the skin texels seen inside MediaPipe's face oval, de-lit by the fitted shading with the
+    baker's bounded de-lighting (:func:`facecast.recon.fit.texture.delight`, computed here from the
+    geometry and the light, not taken from the baker), so that it is in the texture's units. A beard
+    counts as off skin. Target <= 1 %;
 (c) ``seam dE``: CIEDE2000 between the mean texture colour on the seen and the unseen side of the
     visibility boundary (texels visible from the photo's camera and facing it by > 0.3, computed here
     from the geometry, not taken from the baker), 6-texel bands, averaged along the boundary; and
@@ -33,7 +36,9 @@ light skin, glasses, and the built-in astronaut):
 texture, avatar; no file written); ``bake_s``: the texture bake alone, timed again after it.
 
 The contact sheet has one row per photo: the photo, the avatar over it, then front, three-quarter and
-side views (lit by a soft key light) of each scored set.
+side views (lit by a soft key light) of each scored set by our renderer, and, when Blender is
+installed, Blender's EEVEE front and three-quarter renders of the last set's GLB (its glTF importer,
+its shaders: what a user opening the file sees).
 """
 
 from __future__ import annotations
@@ -52,7 +57,6 @@ PHOTOS = (
     "lfpw68-train/{37}", "lfpw68-train/{48}", "lfpw68-train/{58}", "lfpw68-train/{70}", "lfpw68-train/{79}",
     "aflw2000/{3}", "aflw2000/{4}", "aflw2000/{8}", "aflw2000/{9}", "astronaut",
 )
-SKIN_POINTS = (50, 280, 101, 330, 205, 425, 151, 108, 337, 199)  # cheeks, forehead, chin (MediaPipe)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 MESH_FIELDS = ("vertices", "polygons", "uvs", "face_uvs", "face_material", "morph_deltas", "face_region",
@@ -162,7 +166,8 @@ class Scorer:
         import cv2
 
         from facecast.pipelines.export.avatar_view import render_avatar
-        from facecast.recon.fit.skin_colour import SkinColourModel, ciede2000
+        from facecast.recon.fit.skin_colour import SkinColourModel, ciede2000, srgb_to_linear
+        from facecast.recon.fit.texture import TextureConfig, delight
         from facecast.recon.model.coeffs import coeffs_camera
         from facecast.recon.model.eyes import iris_colour
 
@@ -177,21 +182,19 @@ class Scorer:
         cv2.fillPoly(oval, [np.round(points[list(FACE_OVAL)]).astype(np.int32)], 1)
         on_face = (material == names.index("M_Face")) & (oval > 0)
         photo_err = float(np.abs(lit[on_face] * 255 - image[on_face]).mean()) if on_face.any() else float("nan")
-        # the person's skin colour, from the photo itself
         box = points[list(FACE_OVAL)]
-        radius = max(2.0, 0.04 * float(box[:, 0].max() - box[:, 0].min()))
-        ys, xs = np.mgrid[:height, :width]
-        disc = np.zeros((height, width), bool)
-        for k in SKIN_POINTS:
-            disc |= np.hypot(xs - points[k, 0], ys - points[k, 1]) <= radius
-        # in albedo units, as the texture is: the photo divided by the fitted shading at those pixels
-        unlit, _ = render_avatar(mesh, posed, camera, None)
-        disc &= on_face & (unlit.min(-1) > 0.02)
-        shading = lit[disc] / unlit[disc]
-        skin_model = SkinColourModel.fit(_lab(np.clip(image[disc] / 255.0 / shading.clip(0.2), 0, 1)))
         texels = self.texels(saved, posed, camera, (height, width))
         texture = saved["texture"].reshape(-1, 3)[texels["pixel"]] / 255.0
         skin = texels["skin"] > 0.9
+        # the person's skin colour, from the photo itself, in albedo units as the texture is: the photo at
+        # the seen skin texels inside the face oval, de-lit by the fitted shading in linear colour and
+        # bounded as the baker does it; the fit drops outliers (hands, hair, glasses) beyond 2.5 robust sigmas
+        col, row = texels["image_pixel"].T
+        photo = srgb_to_linear(image[row, col] / 255.0).astype(np.float32)
+        seen = texels["seen"].astype(np.float64)
+        delit, _ = delight(photo, texels["shade"], seen, texels["skin"], TextureConfig())
+        reference = texels["seen"] & skin & (oval[row, col] > 0)
+        skin_model = SkinColourModel.fit(_lab(np.clip(delit[reference], 0, 1)))
         off_skin = float(skin_model.outside(_lab(texture[skin]), 3.0, 15.0).mean())
         seam = self.seam(saved["texture"] / 255.0, texels, skin)
         back_colour = np.array(mesh.colour(names.index("M_BackHead"))[:3]) if "M_BackHead" in names else None
@@ -209,7 +212,7 @@ class Scorer:
         """Per-texel skin weight, border weight and whether the photo's camera saw it (geometry only)."""
         from facecast.render.interpolate import vertex_attributes_at
         from facecast.render.renderer import Renderer, RendererConfig
-        from facecast.render.shading import vertex_normals
+        from facecast.render.shading import irradiance, vertex_normals
 
         torch = self.torch
         fg, tris = self.layout(saved["texture"].shape[0])
@@ -228,8 +231,10 @@ class Scorer:
         row = pixels[:, 1].long().clamp(0, size[0] - 1)
         visible = (depth[row, col] + position[:, 2]).abs() < 0.6
         facing = (-normal * torch.nn.functional.normalize(position, dim=-1)).sum(-1)
+        shade = irradiance(normal[None], torch.as_tensor(saved["lighting"], dtype=torch.float32))[0]
         return {"pixel": fg.pixel.numpy(), "skin": texel[:, 6].numpy(), "border": texel[:, 7].numpy(),
-                "seen": (visible & (facing > 0.3)).numpy()}
+                "seen": (visible & (facing > 0.3)).numpy(), "image_pixel": torch.stack([col, row], -1).numpy(),
+                "shade": shade.numpy()}
 
     def seam(self, texture: np.ndarray, texels: dict, skin: np.ndarray) -> float:
         """Mean CIEDE2000 across the seen / unseen boundary of the skin texels (6-texel bands)."""
@@ -279,6 +284,36 @@ def views(saved, size: int = 256) -> list[np.ndarray]:
             for yaw in (0.0, 35.0, 75.0)]
 
 
+def blender_views(saved_sets: list, size: int) -> list[list[np.ndarray]] | None:
+    """EEVEE front and three-quarter renders of each saved avatar's GLB (``benchmarks/blender_views.py``);
+    ``None`` when Blender is not installed."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    from PIL import Image
+
+    from facecast.pipelines.export.gltf import export_glb
+
+    blender = shutil.which("blender")
+    if blender is None:
+        return None
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo / ".ci" / "blender-py"))  # its glTF importer needs numpy >= 2
+    with tempfile.TemporaryDirectory() as tmp:
+        args = []
+        for k, saved in enumerate(saved_sets):
+            glb = Path(tmp) / f"{k}.glb"
+            glb.write_bytes(export_glb(load_mesh(saved)))
+            args += [str(glb), str(Path(tmp) / str(k))]
+        subprocess.run([blender, "-b", "--factory-startup", "--python", str(repo / "benchmarks" / "blender_views.py"),
+                        "--", str(size), *args], env=env, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60 + 30 * len(saved_sets))
+        return [[np.asarray(Image.open(Path(tmp) / f"{k}_{view}.png").convert("RGB")) / 255.0
+                 for view in ("front", "threequarter")] for k in range(len(saved_sets))]
+
+
 def _cell(image: np.ndarray, box: np.ndarray | None, size: int) -> np.ndarray:
     import cv2
 
@@ -307,7 +342,7 @@ def score(folders: list[Path], sheet: Path | None, report: Path | None, size: in
             else:
                 cells.append(_cell(images["overlay"], images["box"], size))
             cells += views(saved, size)
-        rows.append(np.concatenate(cells, 1))
+        rows.append(cells)
         print(npz.stem, json.dumps({f: {k: round(v, 3) for k, v in n.items()} for f, n in results[npz.stem].items()}),
               flush=True)
     keys = ("photo_err", "off_skin_pct", "seam_de", "back_de", "iris_sclera", "iris_de", "iris_px", "seconds",
@@ -322,9 +357,14 @@ def score(folders: list[Path], sheet: Path | None, report: Path | None, size: in
     if sheet is not None:
         from PIL import Image
 
-        Image.fromarray((np.clip(np.concatenate(rows, 0), 0, 1) * 255).astype(np.uint8)).save(sheet)
+        blender = blender_views([np.load(folders[-1] / f"{photo}.npz") for photo in results], size)
+        if blender is not None:  # Blender's EEVEE views of the last set's GLBs
+            rows = [cells + views for cells, views in zip(rows, blender)]
+        grid = np.concatenate([np.concatenate(cells, 1) for cells in rows], 0)
+        Image.fromarray((np.clip(grid, 0, 1) * 255).astype(np.uint8)).save(sheet)
         print(f"contact sheet: {sheet} (photo, overlay + front / three-quarter / side per set: "
-              f"{', '.join(f.name for f in folders)})")
+              f"{', '.join(f.name for f in folders)}"
+              + (f"; Blender EEVEE front / three-quarter of {folders[-1].name})" if blender else ")"))
     if report is not None:
         report.write_text(json.dumps(results, indent=1))
 

@@ -4,15 +4,19 @@ For every texel of the face's UV tile (ICT material ``M_Face``, u in [0, 1]) the
 found by rasterizing the mesh in UV space and projected into the photo. Then:
 
 1. **seen weight**: visible (depth test against a render of the head) times a facing ramp, so
-   grazing texels fade out;
+   grazing texels fade out, and fading out below the jaw line (the neck, where clothes, hands and
+   hair are in most photos);
 2. **de-lighting in linear colour, bounded**: the photo's linear colour divided by the fitted SH
    shading (converted to linear), with the shading's brightness held within 0.4-3x of the face's
    typical shading (shadows, where fits go wrong, are bounded hardest) and its chroma within +-5 %
    of the typical shading's, so shadows and coloured light cannot blow the result up into neon;
 3. **this person's skin colour**: a chroma Gaussian (CIELAB) of the de-lit, well-seen skin texels
    between chin and brows (:class:`~facecast.recon.fit.skin_colour.SkinColourModel`); skin texels
-   outside it (clothes, hands of another tone, hair, background by the jaw) count as not seen;
-4. **fill**: texels not seen take the fitted region colours (lips, brows) rescaled to this person's
+   outside it, much darker or lighter (clothes, hands of another tone, hair, glasses, background by
+   the jaw) count as not seen, but for dark, grey texels below the nose (a beard is kept);
+4. **mirror**: texels not seen take the colour of their mirror image (the UV tile is symmetric)
+   where that was seen;
+5. **fill**: texels seen on neither side take the fitted region colours (lips, brows) rescaled to this person's
    skin tone, shifted by a wide normalised blur of the photo-minus-fill difference so that they
    meet the photo texels without a step, and cross-faded into them over a few texels; near the
    border with the back of the head (``M_BackHead``) the texture fades to the skin tone, which
@@ -127,7 +131,9 @@ class TextureBaker:
             neutral, marks = data.neutral.astype(np.float64), data.neutral[data.landmarks68]
             core = ((neutral[:, 1] > marks[8, 1] + 1.0) & (neutral[:, 1] < marks[19, 1])
                     & (np.abs(neutral[:, 0]) < np.abs(marks[36, 0] - marks[45, 0]) / 2))
-            extra = torch.as_tensor(np.c_[albedo.weights[:, :1].numpy(), border, core], dtype=torch.float32)
+            beard = neutral[:, 1] < marks[33, 1] - 0.3  # below the nose: where facial hair grows
+            extra = torch.as_tensor(np.c_[albedo.weights[:, :1].numpy(), border, core, jaw_weight(data), beard],
+                                    dtype=torch.float32)
             self._shared = self.model.triangles(("head",)), albedo, extra
         if size not in self._layouts:
             self._layouts[size] = texel_layout(self.model, size)
@@ -169,7 +175,7 @@ class TextureBaker:
                                extra[None]], -1)
             texel = vertex_attributes_at(attrs, mesh_tris, fg)
             position, fallback, skin, border = texel[:, :3], texel[:, 6:9], texel[:, 9], texel[:, 10]
-            core = texel[:, 11] > 0.99
+            core, above_jaw, beard = texel[:, 11] > 0.99, texel[:, 12], texel[:, 13] > 0.5
             normal = torch.nn.functional.normalize(texel[:, 3:6], dim=-1)
             pixels = camera.project(position[None])[0]
             # visibility: depth test against a render of the head, at most VISIBILITY_SIDE pixels wide
@@ -184,17 +190,21 @@ class TextureBaker:
             inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
             visible = inside & ((rendered[row, col] + position[:, 2]).abs() < config.depth_tolerance)
             seen = ((facing - config.min_facing) / (config.full_facing - config.min_facing)).clamp(0, 1) * visible
+            seen = seen * above_jaw  # the neck: clothes, hands, hair and shadow in most photos
             shade = irradiance(normal[None], c.lighting.to(torch.float32))[0]
         seen, skin, border, core = seen.numpy(), skin.numpy(), border.numpy(), core.numpy()
         photo = _sample_linear(image, pixels.numpy())
-        albedo = _delight(photo, shade.numpy(), seen, skin, config)
+        albedo, trust = delight(photo, shade.numpy(), seen, skin, config)
+        seen = seen * trust  # texels in shadows deeper than the bound are not taken from the photo
         trusted = (seen > 0.8) & (skin > 0.95) & core
         candidates = np.flatnonzero((skin > 0.5) & (seen > 0))
         lab = srgb_to_lab(albedo[candidates])
         skin_model = SkinColourModel.fit(lab[trusted[candidates]]) if trusted.sum() >= 64 else None
-        if skin_model is not None:  # skin texels of another colour are occluders: not seen
-            seen = seen.copy()
-            seen[candidates[skin_model.outside(lab, config.outlier_sigmas, 15.0)]] = 0.0
+        if skin_model is not None:  # skin texels of another colour are occluders, and their edges: not seen
+            rejected = np.zeros(len(seen), bool)
+            rejected[candidates[occluded(lab, lab[trusted[candidates]], skin_model, beard.numpy()[candidates],
+                                         config.outlier_sigmas)]] = True
+            seen = np.where(_grown(rejected, fg.pixel.numpy(), size, max(1, size // 256)), 0.0, seen)
         fallback = fallback.numpy().astype(np.float64)
         fitted_skin = np.median(fallback[skin > 0.95], 0) if (skin > 0.95).any() else fallback.mean(0)
         tone = np.median(albedo[trusted], 0) if trusted.sum() >= 64 else fitted_skin
@@ -208,10 +218,53 @@ class TextureBaker:
         return BakedTexture((np.clip(texture, 0, 1) * 255 + 0.5).astype(np.uint8), weight, tone, skin_model)
 
 
-def _delight(photo: np.ndarray, shade: np.ndarray, seen: np.ndarray, skin: np.ndarray,
-             config: TextureConfig) -> np.ndarray:
+def occluded(lab: np.ndarray, trusted: np.ndarray, skin: SkinColourModel, beard: np.ndarray,
+             sigmas: float) -> np.ndarray:
+    """``(N,)`` bool: which skin texels ``(N, 3)`` CIELAB show something other than this person's skin.
+
+    Chroma beyond ``sigmas`` of ``skin``, or lighter than its range by > 15 L*, or darker than the
+    ``trusted`` texels' ``(M, 3)`` median by more than 20 L* (glasses frames, hair strands, deep
+    shadow; the range of ``skin`` holds the nostrils and lashes of the core region, and the spread
+    of lightness there is as wide as a frame's contrast);
+    except that below the nose (``beard`` ``(N,)`` bool) dark, greyer-than-skin texels are facial
+    hair, which belongs to the person.
+    """
+    chroma_off = skin.distance(lab) > sigmas
+    bright = lab[:, 0] > skin.lightness[1] + 15.0
+    dark = lab[:, 0] < np.median(trusted[:, 0]) - 20.0
+    greyer = np.hypot(lab[:, 1], lab[:, 2]) < np.hypot(*skin.mean)
+    hair = beard & (dark | chroma_off) & greyer
+    return (chroma_off | bright | dark) & ~hair
+
+
+def _grown(mask: np.ndarray, pixel: np.ndarray, size: int, radius: int) -> np.ndarray:
+    """``(N,)`` bool: the texels ``mask`` ``(N,)`` marks, grown by ``radius`` texels in the UV image."""
+    import cv2
+
+    image = np.zeros(size * size, np.uint8)
+    image[pixel[mask]] = 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(image.reshape(size, size), kernel).reshape(-1)[pixel] > 0
+
+
+def jaw_weight(data) -> np.ndarray:
+    """``(V,)`` in [0, 1]: 1 on the face, fading to 0 from 0.5 to 2 cm below the jaw line of the neutral
+    head: its 68-point contour as a height over x, and behind the jaw's angle (landmark 12) a line
+    rising back to below the ear lobe (y 0.5 cm at z -1 cm), so the sides of the neck fade too."""
+    neutral = data.neutral.astype(np.float64)
+    contour = neutral[data.landmarks68[8:17]]  # chin to the right ear (the head is symmetric)
+    jaw = np.interp(np.abs(neutral[:, 0]), contour[:, 0], contour[:, 1])
+    angle, lobe = contour[4, 1:], np.array([0.5, -1.0])  # (y, z)
+    behind = angle[0] + (neutral[:, 2] - angle[1]) * (lobe[0] - angle[0]) / (lobe[1] - angle[1])
+    jaw = np.maximum(jaw, np.where(neutral[:, 2] < angle[1], behind, -np.inf))
+    return np.clip((neutral[:, 1] - jaw + 2.0) / 1.5, 0.0, 1.0)
+
+
+def delight(photo: np.ndarray, shade: np.ndarray, seen: np.ndarray, skin: np.ndarray,
+             config: TextureConfig) -> tuple[np.ndarray, np.ndarray]:
     """Albedo ``(N, 3)`` sRGB of linear photo colours ``(N, 3)`` under SH shading ``(N, 3)`` (fitted in
-    sRGB units): divided in linear colour by the shading, bounded as :class:`TextureConfig` says."""
+    sRGB units): divided in linear colour by the shading, bounded as :class:`TextureConfig` says; and
+    ``(N,)`` trust in [0, 1]: 1 where the shading is within its bounds, falling to 0 at half the lower one."""
     reference = (seen > 0.5) & (skin > 0.9)
     if reference.sum() < 16:
         reference = seen > 0
@@ -224,7 +277,8 @@ def _delight(photo: np.ndarray, shade: np.ndarray, seen: np.ndarray, skin: np.nd
                                        typical / typical.mean() * (1 + config.shade_chroma))
     low, high = config.shade_range
     bounded = chroma * brightness.clip(low * typical.mean(), high * typical.mean())
-    return linear_to_srgb(photo / bounded ** np.float32(2.2))
+    trust = np.clip(2.0 * brightness[:, 0] / (low * typical.mean()) - 1.0, 0.0, 1.0)
+    return linear_to_srgb(photo / bounded ** np.float32(2.2)), trust
 
 
 def _compose(albedo: np.ndarray, fill: np.ndarray, seen: np.ndarray, border: np.ndarray, tone: np.ndarray,
@@ -238,8 +292,12 @@ def _compose(albedo: np.ndarray, fill: np.ndarray, seen: np.ndarray, border: np.
         return out.reshape((size, size) + values.shape[1:])
 
     covered = image_of(np.ones(len(pixel)))
-    weight = image_of(seen)
-    photo, base = image_of(albedo), image_of(fill)
+    weight, photo, base = image_of(seen), image_of(albedo), image_of(fill)
+    # the M_Face tile is mirror-symmetric (u <-> 1 - u): texels the photo missed take the other side's
+    mirrored = (1.0 - weight) * weight[:, ::-1]
+    total = weight + mirrored
+    photo = (weight[..., None] * photo + mirrored[..., None] * photo[:, ::-1]) / np.maximum(total, 1e-6)[..., None]
+    weight = total
     # the fill's colour follows the photo's over ~1/32 of the texture: blurred at 1/8 of the size
     low = max(8, size // 8)
     down = cv2.resize(np.dstack([weight, weight[..., None] * (photo - base)]), (low, low),
@@ -249,6 +307,7 @@ def _compose(albedo: np.ndarray, fill: np.ndarray, seen: np.ndarray, border: np.
     offset = cv2.resize(down[..., 1:] / np.maximum(down[..., :1], 1e-4), (size, size), interpolation=cv2.INTER_LINEAR)
     reach = np.clip(blur_w / 0.15, 0.0, 1.0)[..., None]
     base = base + offset * reach
+    photo = np.where(weight[..., None] > 0, photo, base)  # nothing of the photo there: the blur reaches in
     soft = cv2.GaussianBlur(weight, (0, 0), max(1.0, size / 256)) * covered  # cross-fade over a few texels
     colour = soft[..., None] * photo + (1 - soft[..., None]) * base
     edge = image_of(border)[..., None]

@@ -1,5 +1,6 @@
 """Skin textures baked from synthetic photos whose truth is known: flat skin under coloured light,
-a hand-like blob over the chin, a head turned away (seams)."""
+a hand-like blob over the chin, a head turned away (seams, mirrored fill), clothes on the neck,
+glasses frames and a beard."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import pytest
 import torch
 
 from facecast.pipelines.commands.reconstruct import PhotoPipeline, ReconstructConfig
-from facecast.recon.fit.skin_colour import ciede2000, seam_difference, srgb_to_lab
-from facecast.recon.fit.texture import TextureConfig, texel_layout
+from facecast.recon.fit.skin_colour import ciede2000, lab_to_srgb, seam_difference, srgb_to_lab
+from facecast.recon.fit.texture import TextureConfig, jaw_weight, texel_layout
 from facecast.recon.learn.synthetic import SyntheticRenderer
 from facecast.recon.model.albedo import region_weights
+from facecast.recon.model.coeffs import coeffs_camera
 from facecast.render.interpolate import vertex_attributes_at
 from facecast.render.shading import directional_light
 
@@ -26,13 +28,13 @@ def scene(model):
     return SyntheticRenderer(model, texture)
 
 
-def _render(scene, yaw: float = 0.0, light: torch.Tensor | None = None) -> np.ndarray:
+def _render(scene, yaw: float = 0.0, light: torch.Tensor | None = None, texture=None) -> np.ndarray:
     rotation = torch.tensor([[0.05, float(np.radians(yaw)), 0.0]], dtype=torch.float32)
     with torch.no_grad():
         vertices = scene.model(torch.zeros(1, 100), torch.zeros(1, 53), rotation, scene.translation(1)).vertices
         light = directional_light(torch.tensor([[0.3, 0.4, 1.0]]), 0.5, 0.6) if light is None else light
-        out = scene.renderer(vertices, scene.faces, scene.camera(1), scene.texture, light,
-                             background=torch.tensor(scene.scene.background))
+        out = scene.renderer(vertices, scene.faces, scene.camera(1), scene.texture if texture is None else texture,
+                             light, background=torch.tensor(scene.scene.background))
     return (out.image[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
 
 
@@ -53,6 +55,20 @@ def skin_texels(model):
 
 def _lab_of(texture: np.ndarray, texels: np.ndarray) -> np.ndarray:
     return srgb_to_lab(texture.reshape(-1, 3)[texels] / 255.0)
+
+
+def _texels_under(mask: np.ndarray, rec, model) -> np.ndarray:
+    """Row-major indices of the texels whose surface point (as ``rec`` fitted it, in its camera) lies in
+    ``mask`` ``(H, W)`` (hidden ones too)."""
+    fg, tris = texel_layout(model, SIZE)
+    c = rec.result.coeffs
+    with torch.no_grad():
+        vertices = model(c.identity, c.expression, c.rotation, c.translation).vertices
+        position = vertex_attributes_at(vertices, tris, fg)
+        pixels = coeffs_camera(c.focal, c.principal, mask.shape).project(position[None])[0].numpy() - 0.5
+    inside = mask[pixels[:, 1].round().astype(int).clip(0, mask.shape[0] - 1),
+                  pixels[:, 0].round().astype(int).clip(0, mask.shape[1] - 1)]
+    return fg.pixel.numpy()[inside]
 
 
 def test_coloured_light_cannot_blow_the_skin_texture_up(scene, pipeline, skin_texels):
@@ -78,16 +94,7 @@ def test_a_blob_over_the_chin_is_not_baked(scene, pipeline, model, skin_texels):
     covered = photo.copy()
     covered[blob] = hand
     baked = pipeline.run(covered)
-    # texels whose surface point the blob covered in the photo
-    fg, tris = texel_layout(model, SIZE)
-    c = baked.result.coeffs
-    with torch.no_grad():
-        vertices = model(c.identity, c.expression, c.rotation, c.translation).vertices
-        position = vertex_attributes_at(vertices, tris, fg)
-        pixels = scene.camera(1).project(position[None])[0].numpy() - 0.5
-    inside = blob[pixels[:, 1].round().astype(int).clip(0, photo.shape[0] - 1),
-                  pixels[:, 0].round().astype(int).clip(0, photo.shape[1] - 1)]
-    texels = np.intersect1d(fg.pixel.numpy()[inside], skin_texels)
+    texels = np.intersect1d(_texels_under(blob, baked, model), skin_texels)
     assert len(texels) > 200
     lab = _lab_of(baked.texture, texels)
     face = np.median(_lab_of(rec.texture, skin_texels), 0)
@@ -113,3 +120,85 @@ def test_a_turned_head_has_no_seam_where_the_photo_stops(scene, pipeline, model,
     back = np.array(rec.mesh.colour(names.index("M_BackHead"))[:3])
     skin = np.median(texture.reshape(-1, 3)[skin_texels], 0)
     assert ciede2000(srgb_to_lab(back), srgb_to_lab(skin)) < 3.0
+
+
+def _above_jaw(model, level: float = 0.99) -> np.ndarray:
+    """Row-major indices of the texels whose :func:`jaw_weight` is above ``level`` (the face, not the neck)."""
+    fg, tris = texel_layout(model, SIZE)
+    weight = vertex_attributes_at(torch.as_tensor(jaw_weight(model.data), dtype=torch.float32)[None, :, None],
+                                  tris, fg)[:, 0].numpy()
+    return fg.pixel.numpy()[weight > level]
+
+
+def test_clothes_on_the_neck_are_not_baked(scene, pipeline, model, skin_texels):
+    photo = _render(scene)
+    rec = pipeline.run(photo)
+    # a turtleneck up to the chin in a skin-like beige (the skin's chroma, 8 L* lighter): no colour test can tell
+    cloth = np.round(lab_to_srgb(srgb_to_lab(SKIN) + np.array([8.0, 0.0, 0.0])) * 255).astype(np.uint8)
+    chin = rec.result.detected.points[152]
+    covered = photo.copy()
+    covered[int(chin[1]) + 4:] = cloth
+    baked = pipeline.run(covered)
+    neck = np.setdiff1d(skin_texels, _above_jaw(model, 0.5))
+    assert len(neck) > 1000
+    lab = _lab_of(baked.texture, neck)
+    face = np.median(_lab_of(rec.texture, skin_texels), 0)
+    to_face, to_cloth = ciede2000(lab, face), ciede2000(lab, srgb_to_lab(cloth / 255.0))
+    assert (to_cloth < to_face).mean() < 0.01  # before the neck faded out: 15 % of the neck was cloth
+    assert np.median(to_face) < 3.0
+
+
+def test_the_side_turned_away_takes_its_mirror_image(scene, pipeline, model, skin_texels):
+    # a darker patch on a cheek (much darker, or of another chroma, and it would count as an occluder)
+    data = model.data
+    polys = np.flatnonzero(data.material_face_mask(["M_Face"]))
+    corners = data.face_vertices[polys]
+    ids = np.unique(corners[corners >= 0])
+    cheek = ids[np.argmin(np.linalg.norm(data.neutral[ids] - np.array([4.0, -1.0, 8.0]), axis=1))]
+    corner = np.argwhere(corners == cheek)[0]
+    u, v = data.uvs[data.face_uvs[polys[corner[0]], corner[1]]]
+    spotted = np.empty((SIZE, SIZE, 3), np.uint8)
+    spotted[:] = np.round(SKIN * 255)
+    ys, xs = np.mgrid[:SIZE, :SIZE]
+    patch = np.hypot(xs - min(u, 1 - u) * SIZE, ys - (1 - v) * SIZE) < 28  # on the half (u < 0.5) ...
+    darker = srgb_to_lab(SKIN) - np.array([9.0, 0.0, 0.0])  # 9 L* darker, the same chroma
+    spotted[patch] = np.round(lab_to_srgb(darker) * 255)
+    marked = SyntheticRenderer(model, spotted)
+    photo = _render(scene, yaw=50.0, texture=marked.texture)
+    assert (photo != _render(scene, yaw=50.0)).any(axis=-1).sum() > 100  # ... that the camera sees
+    baked = pipeline.run(photo)
+    face = np.median(_lab_of(baked.texture, skin_texels), 0)[0]
+    seen = np.median(_lab_of(baked.texture, np.flatnonzero(patch.reshape(-1)))[:, 0])
+    mirrored = np.median(_lab_of(baked.texture, np.flatnonzero(patch[:, ::-1].reshape(-1)))[:, 0])
+    assert seen < face - 5
+    assert abs(mirrored - seen) < 2.5  # the side turned away shows it too (before: the skin's fill, 8 lighter)
+
+
+def test_glasses_frames_are_not_baked_but_a_beard_is(scene, pipeline, model, skin_texels):
+    import cv2
+
+    photo = _render(scene)
+    rec = pipeline.run(photo)
+    points = rec.result.detected.points
+    dressed = photo.copy()
+    chin, lip = points[152], points[17]
+    beard = np.zeros(photo.shape[:2], np.uint8)  # a dark grey beard from below the lower lip to the chin
+    lower_face = (61, 291, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172)  # MediaPipe points
+    cv2.fillConvexPoly(beard, cv2.convexHull(np.round(points[list(lower_face)]).astype(np.int32)), 1)
+    beard = beard.astype(bool) & (np.mgrid[:photo.shape[0], :photo.shape[1]][0] > lip[1] + 3)
+    assert chin[1] > lip[1]
+    dressed[beard] = (70, 62, 56)
+    frames = np.zeros(photo.shape[:2], np.uint8)
+    for corners in ((33, 133, 159, 145), (362, 263, 386, 374)):  # a rectangle around each eye
+        xs, ys = points[list(corners), 0], points[list(corners), 1]
+        cv2.rectangle(frames, (int(xs.min()) - 8, int(ys.min()) - 8), (int(xs.max()) + 8, int(ys.max()) + 8), 1, 3)
+    frames = frames.astype(bool)
+    dressed[frames] = (25, 25, 25)
+    baked = pipeline.run(dressed)
+    face = np.median(_lab_of(rec.texture, skin_texels), 0)
+    on_frames = np.intersect1d(_texels_under(frames, baked, model), skin_texels)
+    on_beard = np.intersect1d(_texels_under(beard, baked, model), skin_texels)
+    on_beard = np.intersect1d(on_beard, _above_jaw(model))  # the chin's front, not the neck hidden behind it
+    assert len(on_frames) > 300 and len(on_beard) > 300
+    assert np.median(ciede2000(_lab_of(baked.texture, on_frames), face)) < 6.0  # the frames are gone
+    assert np.median(_lab_of(baked.texture, on_beard)[:, 0]) < face[0] - 20  # the beard is kept
