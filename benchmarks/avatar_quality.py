@@ -13,7 +13,8 @@ light skin, glasses, and the built-in astronaut):
 
 (a) ``photo_err``: mean absolute difference, 8-bit sRGB, between the photo and the avatar re-rendered
     in the photo's camera under the fitted light, over pixels of the face texture (``M_Face``) inside
-    MediaPipe's face oval;
+    MediaPipe's face oval (occluders, which the texture leaves out, count); ``skin_err``: the same over
+    the pixels that show the person's skin (their de-lit colour inside the skin colour model of (b));
 (b) ``off_skin %``: share of the face texture's skin texels (albedo-model skin weight > 0.9, not
     lips or brows) whose chroma is more than 3 sigma from the person's skin colour, or whose L* lies
     over 15 outside its range; the person's skin colour is a
@@ -196,14 +197,21 @@ class Scorer:
         reference = texels["seen"] & skin & (oval[row, col] > 0)
         skin_model = SkinColourModel.fit(_lab(np.clip(delit[reference], 0, 1)))
         off_skin = float(skin_model.outside(_lab(texture[skin]), 3.0, 15.0).mean())
+        # (a) again on the photo's skin alone: pixels of seen skin texels whose de-lit colour is the person's
+        shows_skin = np.zeros((height, width), bool)
+        inside = reference & ~skin_model.outside(_lab(np.clip(delit, 0, 1)), 3.0, 15.0)
+        shows_skin[row[inside], col[inside]] = True
+        shows_skin &= on_face
+        skin_err = (float(np.abs(lit[shows_skin] * 255 - image[shows_skin]).mean()) if shows_skin.any()
+                    else float("nan"))
         seam = self.seam(saved["texture"] / 255.0, texels, skin)
         back_colour = np.array(mesh.colour(names.index("M_BackHead"))[:3]) if "M_BackHead" in names else None
         border = texels["border"] > 0.9
         back_de = (float(ciede2000(_lab(texture[border]), _lab(back_colour)).mean())
                    if back_colour is not None and border.any() else float("nan"))
         eye = self.eye(mesh, iris_colour(image, points))
-        numbers = {"photo_err": photo_err, "off_skin_pct": 100 * off_skin, "seam_de": seam, "back_de": back_de,
-                   **eye, "seconds": float(saved["seconds"]),
+        numbers = {"photo_err": photo_err, "skin_err": skin_err, "off_skin_pct": 100 * off_skin, "seam_de": seam,
+                   "back_de": back_de, **eye, "seconds": float(saved["seconds"]),
                    "bake_s": float(saved["bake_seconds"]) if "bake_seconds" in saved else float("nan")}
         overlay = np.where((material >= 0)[..., None], lit, image / 255.0)
         return numbers, {"photo": image / 255.0, "overlay": overlay, "box": box}
@@ -345,8 +353,8 @@ def score(folders: list[Path], sheet: Path | None, report: Path | None, size: in
         rows.append(cells)
         print(npz.stem, json.dumps({f: {k: round(v, 3) for k, v in n.items()} for f, n in results[npz.stem].items()}),
               flush=True)
-    keys = ("photo_err", "off_skin_pct", "seam_de", "back_de", "iris_sclera", "iris_de", "iris_px", "seconds",
-            "bake_s")
+    keys = ("photo_err", "skin_err", "off_skin_pct", "seam_de", "back_de", "iris_sclera", "iris_de", "iris_px",
+            "seconds", "bake_s")
     print(f"\n{'photo':34s} {'set':10s} " + " ".join(f"{k:>12s}" for k in keys))
     for photo, sets in results.items():
         for name, numbers in sets.items():

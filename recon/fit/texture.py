@@ -3,9 +3,9 @@
 For every texel of the face's UV tile (ICT material ``M_Face``, u in [0, 1]) the surface point is
 found by rasterizing the mesh in UV space and projected into the photo. Then:
 
-1. **seen weight**: visible (depth test against a render of the head) times a facing ramp, so
-   grazing texels fade out, and fading out below the jaw line (the neck, where clothes, hands and
-   hair are in most photos);
+1. **seen weight**: visible (depth test against a render of the head, away from its occlusion
+   edges, where pixels mix in what lies behind) times a facing ramp, so grazing texels fade out,
+   and fading out below the jaw line (the neck, where clothes, hands and hair are in most photos);
 2. **de-lighting in linear colour, bounded**: the photo's linear colour divided by the fitted SH
    shading (converted to linear), with the shading's brightness held within 0.4-3x of the face's
    typical shading (shadows, where fits go wrong, are bounded hardest) and its chroma within +-5 %
@@ -168,7 +168,9 @@ class TextureBaker:
         camera = coeffs_camera(focal, principal, (height, width))
         with torch.no_grad():
             vertices = model(c.identity, c.expression, c.rotation, c.translation).vertices.to(torch.float32)
-            size = self.bake_size(camera.project(vertices[:, :REGION_STARTS["head_neck"]])[0])
+            face_pixels = camera.project(vertices[:, :REGION_STARTS["head_neck"]])[0]
+            size = self.bake_size(face_pixels)
+            extent = float((face_pixels.amax(0) - face_pixels.amin(0)).max())
             fg, mesh_tris, head, albedo_model, extra = self._prepared(size)
             normals = vertex_normals(vertices, head)
             attrs = torch.cat([vertices, normals, albedo_model.vertex_albedo(c.albedo.to(torch.float32)),
@@ -189,6 +191,7 @@ class TextureBaker:
             row = (pixels[:, 1] * scale).long().clamp(0, shape[0] - 1)
             inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
             visible = inside & ((rendered[row, col] + position[:, 2]).abs() < config.depth_tolerance)
+            visible &= ~torch.as_tensor(_near_depth_edges(rendered.numpy(), 0.006 * extent * scale))[row, col]
             seen = ((facing - config.min_facing) / (config.full_facing - config.min_facing)).clamp(0, 1) * visible
             seen = seen * above_jaw  # the neck: clothes, hands, hair and shadow in most photos
             shade = irradiance(normal[None], c.lighting.to(torch.float32))[0]
@@ -237,6 +240,18 @@ def occluded(lab: np.ndarray, trusted: np.ndarray, skin: SkinColourModel, beard:
     return (chroma_off | bright | dark) & ~hair
 
 
+def _near_depth_edges(depth: np.ndarray, radius: float, step: float = 3.0) -> np.ndarray:
+    """``(H, W)`` bool: pixels within ``radius`` of an occlusion edge of a depth render ``(H, W)``
+    (0 = empty): a jump of more than ``step`` cm, or the outline. Photo pixels there mix the surface
+    with what is behind it (the neck under the jaw, the background)."""
+    import cv2
+
+    far = np.where(depth > 0, depth, 1e4).astype(np.float32)
+    r = max(1, round(radius))
+    kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    return (cv2.dilate(far, kernel) - cv2.erode(far, kernel)) > step
+
+
 def _grown(mask: np.ndarray, pixel: np.ndarray, size: int, radius: int) -> np.ndarray:
     """``(N,)`` bool: the texels ``mask`` ``(N,)`` marks, grown by ``radius`` texels in the UV image."""
     import cv2
@@ -248,7 +263,8 @@ def _grown(mask: np.ndarray, pixel: np.ndarray, size: int, radius: int) -> np.nd
 
 
 def jaw_weight(data) -> np.ndarray:
-    """``(V,)`` in [0, 1]: 1 on the face, fading to 0 from 0.5 to 2 cm below the jaw line of the neutral
+    """``(V,)`` in [0, 1]: 1 on the face, fading to 0 from 0.7 cm above the jaw line to 0.3 cm below it
+    (the jaw's underside is in shadow in nearly every photo, which the SH light does not model) on the neutral
     head: its 68-point contour as a height over x, and behind the jaw's angle (landmark 12) a line
     rising back to below the ear lobe (y 0.5 cm at z -1 cm), so the sides of the neck fade too."""
     neutral = data.neutral.astype(np.float64)
@@ -257,7 +273,7 @@ def jaw_weight(data) -> np.ndarray:
     angle, lobe = contour[4, 1:], np.array([0.5, -1.0])  # (y, z)
     behind = angle[0] + (neutral[:, 2] - angle[1]) * (lobe[0] - angle[0]) / (lobe[1] - angle[1])
     jaw = np.maximum(jaw, np.where(neutral[:, 2] < angle[1], behind, -np.inf))
-    return np.clip((neutral[:, 1] - jaw + 2.0) / 1.5, 0.0, 1.0)
+    return np.clip(neutral[:, 1] - jaw + 0.3, 0.0, 1.0)
 
 
 def delight(photo: np.ndarray, shade: np.ndarray, seen: np.ndarray, skin: np.ndarray,
