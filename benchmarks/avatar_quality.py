@@ -14,7 +14,8 @@ light skin, glasses, and the built-in astronaut):
 (a) ``photo_err``: mean absolute difference, 8-bit sRGB, between the photo and the avatar re-rendered
     in the photo's camera under the fitted light, over pixels of the face texture (``M_Face``) inside
     MediaPipe's face oval (occluders, which the texture leaves out, count); ``skin_err``: the same over
-    the pixels that show the person's skin (their de-lit colour inside the skin colour model of (b));
+    the pixels that show the person's skin above the jaw line (their de-lit colour inside the skin
+    colour model of (b); the neck is not taken from the photo by design);
 (b) ``off_skin %``: share of the face texture's skin texels (albedo-model skin weight > 0.9, not
     lips or brows) whose chroma is more than 3 sigma from the person's skin colour, or whose L* lies
     over 15 outside its range; the person's skin colour is a
@@ -151,9 +152,10 @@ class Scorer:
         self.model = MorphableModel.load()
         self._layouts: dict[int, tuple] = {}
         data = self.model.data
+        from facecast.recon.fit.texture import jaw_weight
         from facecast.recon.model.albedo import region_weights
 
-        self.vertex_extra = np.c_[region_weights(data)[:, 0], data.back_of_head_vertices()]
+        self.vertex_extra = np.c_[region_weights(data)[:, 0], data.back_of_head_vertices(), jaw_weight(data)]
 
     def layout(self, size: int):
         from facecast.recon.fit.texture import texel_layout
@@ -199,7 +201,7 @@ class Scorer:
         off_skin = float(skin_model.outside(_lab(texture[skin]), 3.0, 15.0).mean())
         # (a) again on the photo's skin alone: pixels of seen skin texels whose de-lit colour is the person's
         shows_skin = np.zeros((height, width), bool)
-        inside = reference & ~skin_model.outside(_lab(np.clip(delit, 0, 1)), 3.0, 15.0)
+        inside = reference & texels["above_jaw"] & ~skin_model.outside(_lab(np.clip(delit, 0, 1)), 3.0, 15.0)
         shows_skin[row[inside], col[inside]] = True
         shows_skin &= on_face
         skin_err = (float(np.abs(lit[shows_skin] * 255 - image[shows_skin]).mean()) if shows_skin.any()
@@ -241,6 +243,7 @@ class Scorer:
         facing = (-normal * torch.nn.functional.normalize(position, dim=-1)).sum(-1)
         shade = irradiance(normal[None], torch.as_tensor(saved["lighting"], dtype=torch.float32))[0]
         return {"pixel": fg.pixel.numpy(), "skin": texel[:, 6].numpy(), "border": texel[:, 7].numpy(),
+                "above_jaw": texel[:, 8].numpy() > 0.99,
                 "seen": (visible & (facing > 0.3)).numpy(), "image_pixel": torch.stack([col, row], -1).numpy(),
                 "shade": shade.numpy()}
 

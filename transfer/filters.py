@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
 from scipy.spatial.transform import Rotation
 
 
@@ -137,6 +136,8 @@ def _zero_phase(array: np.ndarray, fps: float, cutoff_hz: float, order: int) -> 
         raise ValueError(f"order must be >= 1, got {order}")
     if array.shape[0] < 2:
         return array.copy()
+    from scipy.signal import butter, sosfiltfilt  # ~2 s to import: only for the videos that need it
+
     sos = butter(order, cutoff_hz, btype="low", fs=fps, output="sos")
     # At least scipy's default padding (3 * (2 * sections + 1)) and max(order, 2) cutoff
     # periods, so start-up transients die out inside the padding. numpy's odd reflection

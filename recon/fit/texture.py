@@ -200,14 +200,16 @@ class TextureBaker:
         albedo, trust = delight(photo, shade.numpy(), seen, skin, config)
         seen = seen * trust  # texels in shadows deeper than the bound are not taken from the photo
         trusted = (seen > 0.8) & (skin > 0.95) & core
-        candidates = np.flatnonzero((skin > 0.5) & (seen > 0))
+        candidates = np.flatnonzero((skin > 0.9) & (seen > 0))  # skin, not the brows' and lips' fringes
         lab = srgb_to_lab(albedo[candidates])
         skin_model = SkinColourModel.fit(lab[trusted[candidates]]) if trusted.sum() >= 64 else None
         if skin_model is not None:  # skin texels of another colour are occluders, and their edges: not seen
             rejected = np.zeros(len(seen), bool)
+            thin = _thin_darkness(lab[:, 0], fg.pixel.numpy()[candidates], size, max(3, size // 40))
             rejected[candidates[occluded(lab, lab[trusted[candidates]], skin_model, beard.numpy()[candidates],
-                                         config.outlier_sigmas)]] = True
-            seen = np.where(_grown(rejected, fg.pixel.numpy(), size, max(1, size // 256)), 0.0, seen)
+                                         thin, config.outlier_sigmas)]] = True
+            grown = _grown(rejected, fg.pixel.numpy(), size, max(1, size // 256)) & (skin > 0.9)
+            seen = np.where(grown, 0.0, seen)
         fallback = fallback.numpy().astype(np.float64)
         fitted_skin = np.median(fallback[skin > 0.95], 0) if (skin > 0.95).any() else fallback.mean(0)
         tone = np.median(albedo[trusted], 0) if trusted.sum() >= 64 else fitted_skin
@@ -221,23 +223,37 @@ class TextureBaker:
         return BakedTexture((np.clip(texture, 0, 1) * 255 + 0.5).astype(np.uint8), weight, tone, skin_model)
 
 
-def occluded(lab: np.ndarray, trusted: np.ndarray, skin: SkinColourModel, beard: np.ndarray,
+def occluded(lab: np.ndarray, trusted: np.ndarray, skin: SkinColourModel, beard: np.ndarray, thin: np.ndarray,
              sigmas: float) -> np.ndarray:
     """``(N,)`` bool: which skin texels ``(N, 3)`` CIELAB show something other than this person's skin.
 
     Chroma beyond ``sigmas`` of ``skin``, or lighter than its range by > 15 L*, or darker than the
-    ``trusted`` texels' ``(M, 3)`` median by more than 20 L* (glasses frames, hair strands, deep
-    shadow; the range of ``skin`` holds the nostrils and lashes of the core region, and the spread
-    of lightness there is as wide as a frame's contrast);
-    except that below the nose (``beard`` ``(N,)`` bool) dark, greyer-than-skin texels are facial
-    hair, which belongs to the person.
+    ``trusted`` texels' ``(M, 3)`` median by more than 20 L* where the darkness is thin (``thin``
+    ``(N,)``: L* below the texel's surroundings, :func:`_thin_darkness`: glasses frames, hair
+    strands) or by more than 35 L* anywhere; broad, milder shadow (eye sockets, under the brows),
+    which the SH light does not model, stays. Below the nose (``beard`` ``(N,)`` bool) dark,
+    greyer-than-skin texels are facial hair, which belongs to the person.
     """
     chroma_off = skin.distance(lab) > sigmas
     bright = lab[:, 0] > skin.lightness[1] + 15.0
-    dark = lab[:, 0] < np.median(trusted[:, 0]) - 20.0
+    below = np.median(trusted[:, 0]) - lab[:, 0]
+    dark = ((below > 20.0) & (thin > 8.0)) | (below > 35.0)
     greyer = np.hypot(lab[:, 1], lab[:, 2]) < np.hypot(*skin.mean)
     hair = beard & (dark | chroma_off) & greyer
     return (chroma_off | bright | dark) & ~hair
+
+
+def _thin_darkness(lightness: np.ndarray, pixel: np.ndarray, size: int, width: int) -> np.ndarray:
+    """``(N,)`` how much darker (L*) each texel is than its surroundings, for dark features narrower than
+    ``width`` texels (a morphological black-hat of the L* image; the texels ``pixel`` ``(N,)`` hold
+    ``lightness`` ``(N,)``, the rest of the tile their median)."""
+    import cv2
+
+    image = np.full(size * size, np.median(lightness), np.float32)
+    image[pixel] = lightness
+    kernel = np.ones((width | 1, width | 1), np.uint8)  # a square: separable, fast at any width
+    closed = cv2.morphologyEx(image.reshape(size, size), cv2.MORPH_CLOSE, kernel)
+    return closed.reshape(-1)[pixel] - lightness
 
 
 def _near_depth_edges(depth: np.ndarray, radius: float, step: float = 3.0) -> np.ndarray:
