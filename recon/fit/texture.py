@@ -10,17 +10,19 @@ found by rasterizing the mesh in UV space and projected into the photo. Then:
    shading (converted to linear), with the shading's brightness held within 0.4-3x of the face's
    typical shading (shadows, where fits go wrong, are bounded hardest) and its chroma within +-5 %
    of the typical shading's, so shadows and coloured light cannot blow the result up into neon;
+   texels in shadow deeper than the bound are not trusted (their seen weight falls to 0);
 3. **this person's skin colour**: a chroma Gaussian (CIELAB) of the de-lit, well-seen skin texels
    between chin and brows (:class:`~facecast.recon.fit.skin_colour.SkinColourModel`); skin texels
-   outside it, much darker or lighter (clothes, hands of another tone, hair, glasses, background by
-   the jaw) count as not seen, but for dark, grey texels below the nose (a beard is kept);
+   outside it, much lighter, or darker in thin features or very much darker (clothes, hands of
+   another tone, hair strands, glasses frames, background by the jaw; :func:`occluded`) count as
+   not seen, grown by a texel or two, but for dark, grey texels below the nose (a beard is kept);
 4. **mirror**: texels not seen take the colour of their mirror image (the UV tile is symmetric)
    where that was seen;
-5. **fill**: texels seen on neither side take the fitted region colours (lips, brows) rescaled to this person's
-   skin tone, shifted by a wide normalised blur of the photo-minus-fill difference so that they
-   meet the photo texels without a step, and cross-faded into them over a few texels; near the
-   border with the back of the head (``M_BackHead``) the texture fades to the skin tone, which
-   :class:`BakedTexture` also returns for the scalp, ears and neck.
+5. **fill**: texels seen on neither side take the fitted region colours (lips, brows) rescaled to
+   this person's skin tone, shifted by a wide normalised blur of the photo-minus-fill difference so
+   that they meet the photo texels without a step, and cross-faded into them over a few texels;
+   near the border with the back of the head (``M_BackHead``) the texture fades to the skin tone,
+   which :class:`BakedTexture` also returns for the scalp, ears and neck.
 """
 
 from __future__ import annotations
