@@ -35,7 +35,8 @@ light skin, glasses, and the built-in astronaut):
     the photo's iris colour (MediaPipe iris points).
 
 ``seconds``: the whole reconstruction of the photo in a warm pipeline (detect, fit, photometric pass,
-texture, avatar; no file written); ``bake_s``: the texture bake alone, timed again after it.
+texture, avatar; no file written); ``bake_s``: the texture bake alone (with the hand masks where
+the version on the path finds hands), timed again after it.
 
 The contact sheet has one row per photo: the photo, the avatar over it, then front, three-quarter and
 side views (lit by a soft key light) of each scored set by our renderer, and, when Blender is
@@ -95,7 +96,8 @@ def save(folder: Path, media: Path) -> None:
             rec = pipeline.run(image, source)
             seconds = time.perf_counter() - start
             start = time.perf_counter()
-            pipeline.baker.bake(rec.result.coeffs, image)  # the texture bake alone, again
+            hands = getattr(pipeline, "hands", None)  # the texture bake alone, again (and the hand masks)
+            pipeline.baker.bake(rec.result.coeffs, image, *(() if hands is None else (hands.mask(image),)))
             bake_seconds = time.perf_counter() - start
             mesh, c = rec.mesh, rec.result.coeffs
             with torch.no_grad():

@@ -25,6 +25,7 @@ from facecast.pipelines.export.avatar import AvatarMesh, MaterialTexture, build_
 from facecast.pipelines.export.coefficients import yaw_pitch_roll
 from facecast.pipelines.media import read_image
 from facecast.recon.fit.texture import TextureBaker, TextureConfig
+from facecast.recon.landmarks.hands import HandDetector
 from facecast.recon.model.albedo import REGIONS
 from facecast.recon.model.arkit import ARKIT_52, to_arkit
 from facecast.recon.model.coeffs import PIXEL_OFFSET
@@ -45,6 +46,7 @@ class ReconstructConfig:
     texture: TextureConfig = field(default_factory=TextureConfig)
     regions: tuple[str, ...] = DEFAULT_AVATAR_REGIONS
     bake_texture: bool = True
+    hide_hands: bool = True  # hands found in the photo (MediaPipe Hands) are left out of the texture
 
 
 
@@ -75,10 +77,12 @@ class PhotoPipeline:
         self.model, self.config = model, config
         self.photo = PhotoReconstructor(model, config=config.photo)
         self.baker = TextureBaker(model, config.texture)
+        self.hands = HandDetector()
 
     def close(self) -> None:
-        """Free the detector's graphs."""
+        """Free the detectors' graphs."""
         self.photo.close()
+        self.hands.close()
 
     def __enter__(self) -> PhotoPipeline:
         return self
@@ -94,11 +98,13 @@ class PhotoPipeline:
         """Reconstruct face ``face_index`` of ``image`` (0 = the largest), or all of them (``None``,
         largest first), fitted together in one batch."""
         results = self.photo.reconstruct_faces(image, source, face_index)
-        return [self._export(result, image, source) for result in results]
+        hidden = self.hands.mask(image) if results and self.config.bake_texture and self.config.hide_hands else None
+        return [self._export(result, image, source, hidden) for result in results]
 
-    def _export(self, result: PhotoResult, image: np.ndarray, source: str) -> Reconstruction:
+    def _export(self, result: PhotoResult, image: np.ndarray, source: str,
+                hidden: np.ndarray | None = None) -> Reconstruction:
         coeffs = result.coeffs
-        baked = self.baker.bake_layers(coeffs, image) if self.config.bake_texture else None
+        baked = self.baker.bake_layers(coeffs, image, hidden) if self.config.bake_texture else None
         texture = None if baked is None else baked.texture
         mesh = build_avatar(self.model, coeffs.identity[0].numpy(), self.config.regions)
         if baked is not None and "M_Face" in mesh.material_names:

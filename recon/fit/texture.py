@@ -151,16 +151,21 @@ class TextureBaker:
             size *= 2
         return min(size, self.config.size)
 
-    def bake(self, coeffs: FaceCoeffs, image: np.ndarray) -> np.ndarray:
+    def bake(self, coeffs: FaceCoeffs, image: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
         """``(S, S, 3)`` uint8 sRGB albedo texture of the ``M_Face`` UV tile (row 0 = v 1).
 
         coeffs: one face (batch of one) fitted to ``image`` (RGB uint8 ``(H, W, 3)``),
-        with lighting and albedo from :mod:`facecast.recon.fit.photometric`.
+        with lighting and albedo from :mod:`facecast.recon.fit.photometric`; hidden: see
+        :meth:`bake_layers`.
         """
-        return self.bake_layers(coeffs, image).texture
+        return self.bake_layers(coeffs, image, hidden).texture
 
-    def bake_layers(self, coeffs: FaceCoeffs, image: np.ndarray) -> BakedTexture:
-        """Like :meth:`bake`, with the seen weights and the skin tone (see the module docstring)."""
+    def bake_layers(self, coeffs: FaceCoeffs, image: np.ndarray, hidden: np.ndarray | None = None) -> BakedTexture:
+        """Like :meth:`bake`, with the seen weights and the skin tone (see the module docstring);
+        ``hidden`` ``(H, W)`` bool: pixels of ``image`` that show something in front of the face
+        (hands, :class:`~facecast.recon.landmarks.hands.HandDetector`), not taken from the photo."""
+        if hidden is not None and hidden.shape != image.shape[:2]:
+            raise ValueError(f"hidden must be {image.shape[:2]} like the image, got {hidden.shape}")
         if coeffs.batch_size != 1:
             raise ValueError(f"bake_texture takes one face, got a batch of {coeffs.batch_size}")
         config, model = self.config, self.model
@@ -198,6 +203,9 @@ class TextureBaker:
             seen = seen * above_jaw  # the neck: clothes, hands, hair and shadow in most photos
             shade = irradiance(normal[None], c.lighting.to(torch.float32))[0]
         seen, skin, border, core = seen.numpy(), skin.numpy(), border.numpy(), core.numpy()
+        if hidden is not None and hidden.any():
+            at = np.round(pixels.numpy() - 0.5).astype(np.int64)
+            seen = np.where(hidden[at[:, 1].clip(0, height - 1), at[:, 0].clip(0, width - 1)], 0.0, seen)
         photo = _sample_linear(image, pixels.numpy())
         albedo, trust = delight(photo, shade.numpy(), seen, skin, config)
         seen = seen * trust  # texels in shadows deeper than the bound are not taken from the photo

@@ -73,7 +73,7 @@ def _attach_scores(faces: list[DetectedFace], detections, width: int, height: in
     return scored
 
 
-def _process(graph, reopen, image: np.ndarray):
+def run_graph(graph, reopen, image: np.ndarray):
     """Run a MediaPipe graph (``None``: open it with ``reopen``); retry a graph error on a fresh one.
 
     MediaPipe 0.10 graphs rarely fail with "Packet isn't the sole owner of the
@@ -131,10 +131,10 @@ class MediaPipeDetector:
         """``(H, W, 3)`` uint8 RGB -> faces (478 points each), largest first; ``[]`` if none."""
         image = check_image(image)
         height, width = image.shape[:2]
-        self._mesh, result = _process(self._mesh, lambda: self._open_mesh(static=True), image)
+        self._mesh, result = run_graph(self._mesh, lambda: self._open_mesh(static=True), image)
         faces = _mediapipe_faces(result, width, height)
         if faces and self.config.score_faces:
-            self._blazeface, scored = _process(self._blazeface, self._open_blazeface, image)
+            self._blazeface, scored = run_graph(self._blazeface, self._open_blazeface, image)
             faces = _attach_scores(faces, scored.detections, width, height)
         return sort_faces(faces)
 
@@ -152,7 +152,7 @@ class MediaPipeDetector:
                     size = frame.shape
                 elif frame.shape != size:
                     raise ValueError(f"frame {index} has shape {frame.shape}, earlier frames {size}")
-                mesh, result = _process(mesh, lambda: self._open_mesh(static=False), frame)
+                mesh, result = run_graph(mesh, lambda: self._open_mesh(static=False), frame)
                 yield sort_faces(_mediapipe_faces(result, frame.shape[1], frame.shape[0]))
         finally:
             if mesh is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def test_outputs_are_complete_and_readable(reconstructed):
     assert "map_Kd head_M_Face.png" in mtl
     texture = np.asarray(Image.open(folder / "head_M_Face.png"))
     assert texture.shape == (1024, 1024, 3) and 40 < texture.mean() < 230
+    view = gltf.bufferViews[gltf.images[0].bufferView]  # the GLB's face texture is the OBJ's, pixel for pixel
+    embedded = gltf.binary_blob()[view.byteOffset:view.byteOffset + view.byteLength]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(embedded)).convert("RGB")), texture)
     # the scalp, ears and neck take this person's skin tone (the texture's), the eyes their iris colour
     colours = {m.name: np.array(m.pbrMetallicRoughness.baseColorFactor[:3]) for m in gltf.materials}
     srgb = np.where(colours["M_BackHead"] <= 0.0031308, colours["M_BackHead"] * 12.92,

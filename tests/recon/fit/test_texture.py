@@ -202,3 +202,23 @@ def test_glasses_frames_are_not_baked_but_a_beard_is(scene, pipeline, model, ski
     assert len(on_frames) > 300 and len(on_beard) > 300
     assert np.median(ciede2000(_lab_of(baked.texture, on_frames), face)) < 6.0  # the frames are gone
     assert np.median(_lab_of(baked.texture, on_beard)[:, 0]) < face[0] - 20  # the beard is kept
+
+
+def test_pixels_marked_hidden_are_not_baked(scene, pipeline, model, skin_texels):
+    photo = _render(scene)
+    rec = pipeline.run(photo)
+    chin = rec.result.detected.points[152]
+    ys, xs = np.mgrid[:photo.shape[0], :photo.shape[1]]
+    blob = np.hypot((xs - chin[0]) / 40.0, (ys - chin[1] + 12) / 22.0) < 1.0
+    hand = np.round(lab_to_srgb(srgb_to_lab(SKIN) + np.array([10.0, 0.0, 0.0])) * 255).astype(np.uint8)
+    covered = photo.copy()
+    covered[blob] = hand  # the skin's own chroma, 10 L* lighter: no colour test can tell (a hand of this tone)
+    open_ = pipeline.baker.bake_layers(rec.result.coeffs, covered).texture
+    hidden = pipeline.baker.bake_layers(rec.result.coeffs, covered, blob).texture
+    texels = np.intersect1d(_texels_under(blob, rec, model), np.intersect1d(skin_texels, _above_jaw(model)))
+    assert len(texels) > 200
+    face = np.median(_lab_of(rec.texture, skin_texels), 0)
+    assert np.median(ciede2000(_lab_of(open_, texels), face)) > 5.0  # baked when nobody says it is a hand
+    assert np.median(ciede2000(_lab_of(hidden, texels), face)) < 2.0
+    with pytest.raises(ValueError, match="hidden"):
+        pipeline.baker.bake_layers(rec.result.coeffs, covered, blob[:-1])

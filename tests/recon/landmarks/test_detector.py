@@ -193,7 +193,7 @@ def test_nme_known_value():
 
 
 def test_graph_errors_are_retried_on_a_fresh_graph():
-    from facecast.recon.landmarks.mediapipe_mesh import _process
+    from facecast.recon.landmarks.mediapipe_mesh import run_graph
 
     class Broken:
         closed = False
@@ -209,7 +209,7 @@ def test_graph_errors_are_retried_on_a_fresh_graph():
             return "landmarks"
 
     broken = Broken()
-    graph, result = _process(broken, Fresh, np.zeros((4, 4, 3), np.uint8))
+    graph, result = run_graph(broken, Fresh, np.zeros((4, 4, 3), np.uint8))
     assert result == "landmarks" and isinstance(graph, Fresh) and broken.closed
     with pytest.raises(RuntimeError, match="sole owner"):
-        _process(Broken(), Broken, np.zeros((4, 4, 3), np.uint8))
+        run_graph(Broken(), Broken, np.zeros((4, 4, 3), np.uint8))
