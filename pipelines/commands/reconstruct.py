@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,10 @@ from facecast.recon.photo import PhotoConfig, PhotoReconstructor, PhotoResult
 
 LANDMARK_CONVENTION = ("pixels, x right, y down, OpenCV integer-centre convention: "
                        "the centre of the top-left pixel is (0, 0)")
+
+
+#: the largest texture bake of the fast and refine modes (upsampled to the texture size)
+FAST_BAKE_LIMIT = 512
 
 
 @dataclass
@@ -76,7 +80,10 @@ class PhotoPipeline:
     def __init__(self, model: MorphableModel, config: ReconstructConfig = ReconstructConfig()):
         self.model, self.config = model, config
         self.photo = PhotoReconstructor(model, config=config.photo)
-        self.baker = TextureBaker(model, config.texture)
+        texture = config.texture
+        if config.photo.mode != "accurate":  # the quick modes bake at most 512 texels (0.45 s, not 1.5)
+            texture = replace(texture, bake_limit=min(texture.bake_limit, FAST_BAKE_LIMIT))
+        self.baker = TextureBaker(model, texture)
         self.hands = HandDetector()
 
     def close(self) -> None:
@@ -117,8 +124,6 @@ class PhotoPipeline:
 
 
 def _with_texture(mesh: AvatarMesh, texture: MaterialTexture) -> AvatarMesh:
-    from dataclasses import replace
-
     return replace(mesh, textures=(*mesh.textures, texture))
 
 
