@@ -49,15 +49,16 @@ _ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, the
                 "then a download).")
 
 
-_MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default; ~3.8 s a "
-              "photo on 2 CPU cores, texture and GLB included). "
-              "fast: the trained regressor alone (one forward pass; ~1.8 s a photo, most of it texture and GLB). "
-              "refine: the regressor + 8 Levenberg-Marquardt steps of the landmark fit (~2.0 s a photo, "
-              "as accurate on the landmarks, no photometric pass). Start-up adds ~6 s to one run; "
+_MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default; ~3.7 s a "
+              "photo on 2 CPU cores, texture and GLB included; the texture baked at up to 1024 texels). "
+              "fast: the trained regressor alone (one forward pass; ~1.6 s a photo, most of it texture and GLB). "
+              "refine: the regressor + 8 Levenberg-Marquardt steps of the landmark fit (~1.5 s a photo, "
+              "as accurate on the landmarks, no photometric pass). fast and refine bake the texture at up "
+              "to 512 texels (softer on large photos). Start-up adds ~6 s to one run; "
               "`facecast batch --job reconstruct` pays it once for many photos.")
 _TRACK_MODE_HELP = ("accurate: the landmark fit, Levenberg-Marquardt per 16-frame chunk with one identity and "
-                    "frames tied to their neighbours (default; ~23 frames/s on 2 CPU cores once started). "
-                    "fast: the trained regressor per frame (one forward pass; ~77 frames/s). "
+                    "frames tied to their neighbours (default; ~20 frames/s on 2 CPU cores once started). "
+                    "fast: the trained regressor per frame (one forward pass; ~70 frames/s). "
                     "refine: the regressor + a few fit steps per chunk.")
 _FACE_HELP = "Which face when there are several: 0 = the largest, 1 = the next, ..."
 
