@@ -149,7 +149,7 @@ class TextureBaker:
         and ``config.bake_limit`` (finer texels would only repeat pixels; they are upsampled). The
         face takes about 60 % of the tile's width, so a 500-pixel face gets ~300 texels across; the
         bake's time grows with the texels (~0.45 s at 512, ~1.5 s at 1024 on 2 cores)."""
-        extent = float((face_pixels.amax(0) - face_pixels.amin(0)).max())
+        extent = _extent(face_pixels)
         size = 256
         limit = min(self.config.size, self.config.bake_limit)
         while size < extent and size < limit:
@@ -181,8 +181,7 @@ class TextureBaker:
         with torch.no_grad():
             vertices = model(c.identity, c.expression, c.rotation, c.translation).vertices.to(torch.float32)
             face_pixels = camera.project(vertices[:, :REGION_STARTS["head_neck"]])[0]
-            size = self.bake_size(face_pixels)
-            extent = float((face_pixels.amax(0) - face_pixels.amin(0)).max())
+            size, extent = self.bake_size(face_pixels), _extent(face_pixels)
             fg, mesh_tris, head, albedo_model, extra = self._prepared(size)
             normals = vertex_normals(vertices, head)
             attrs = torch.cat([vertices, normals, albedo_model.vertex_albedo(c.albedo.to(torch.float32)),
@@ -258,16 +257,29 @@ def occluded(lab: np.ndarray, trusted: np.ndarray, skin: SkinColourModel, beard:
     return (chroma_off | bright | dark) & ~hair
 
 
+def _extent(pixels: torch.Tensor) -> float:
+    """The longer side of the bounding box of ``pixels`` ``(N, 2)``."""
+    return float((pixels.amax(0) - pixels.amin(0)).max())
+
+
+def _texel_image(values: np.ndarray, pixel: np.ndarray, size: int, empty: float = 0.0,
+                 dtype: type = np.float32) -> np.ndarray:
+    """``(S, S, ...)`` image of per-texel ``values`` ``(N, ...)`` at row-major ``pixel`` ``(N,)``,
+    ``empty`` elsewhere."""
+    out = np.full((size * size,) + values.shape[1:], empty, dtype)
+    out[pixel] = values
+    return out.reshape((size, size) + values.shape[1:])
+
+
 def _thin_darkness(lightness: np.ndarray, pixel: np.ndarray, size: int, width: int) -> np.ndarray:
     """``(N,)`` how much darker (L*) each texel is than its surroundings, for dark features narrower than
     ``width`` texels (a morphological black-hat of the L* image; the texels ``pixel`` ``(N,)`` hold
     ``lightness`` ``(N,)``, the rest of the tile their median)."""
     import cv2
 
-    image = np.full(size * size, np.median(lightness), np.float32)
-    image[pixel] = lightness
+    image = _texel_image(lightness, pixel, size, float(np.median(lightness)))
     kernel = np.ones((width | 1, width | 1), np.uint8)  # a square: separable, fast at any width
-    closed = cv2.morphologyEx(image.reshape(size, size), cv2.MORPH_CLOSE, kernel)
+    closed = cv2.morphologyEx(image, cv2.MORPH_CLOSE, kernel)
     return closed.reshape(-1)[pixel] - lightness
 
 
@@ -287,10 +299,9 @@ def _grown(mask: np.ndarray, pixel: np.ndarray, size: int, radius: int) -> np.nd
     """``(N,)`` bool: the texels ``mask`` ``(N,)`` marks, grown by ``radius`` texels in the UV image."""
     import cv2
 
-    image = np.zeros(size * size, np.uint8)
-    image[pixel[mask]] = 1
+    image = _texel_image(mask.astype(np.uint8), pixel, size, dtype=np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(image.reshape(size, size), kernel).reshape(-1)[pixel] > 0
+    return cv2.dilate(image, kernel).reshape(-1)[pixel] > 0
 
 
 def jaw_weight(data) -> np.ndarray:
@@ -333,10 +344,8 @@ def _compose(albedo: np.ndarray, fill: np.ndarray, seen: np.ndarray, border: np.
     """Texture ``(S, S, 3)`` and its seen weights ``(S, S)`` from per-texel photo albedo and fill."""
     import cv2
 
-    def image_of(values: np.ndarray, empty: float = 0.0) -> np.ndarray:
-        out = np.full((size * size,) + values.shape[1:], empty, np.float32)
-        out[pixel] = values
-        return out.reshape((size, size) + values.shape[1:])
+    def image_of(values: np.ndarray) -> np.ndarray:
+        return _texel_image(values, pixel, size)
 
     covered = image_of(np.ones(len(pixel)))
     weight, photo, base = image_of(seen), image_of(albedo), image_of(fill)
