@@ -128,8 +128,8 @@ def track(
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
     preview: Annotated[bool, typer.Option(help="Also write preview.mp4, the fitted face's mesh over the video "
                                                "(drawn and encoded on a second thread; ~20 ms of CPU a frame: a "
-                                               "5 s clip takes ~25 % longer; once started, accurate frames "
-                                               "+13 %, fast frames +80 %).")] = False,
+                                               "5 s clip takes ~10-20 % longer; once started, accurate frames "
+                                               "+36 %, fast frames 2.3x the CPU).")] = False,
     mode: Annotated[str, typer.Option(help=_TRACK_MODE_HELP)] = "accurate",
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
