@@ -36,7 +36,7 @@ light skin, glasses, and the built-in astronaut):
 
 ``seconds``: the whole reconstruction of the photo in a warm pipeline (detect, fit, photometric pass,
 texture, avatar; no file written); ``bake_s``: the texture bake alone (with the hand masks where
-the version on the path finds hands), timed again after it.
+the version on the path finds hands and the background), timed again after it.
 
 The contact sheet has one row per photo: the photo, the avatar over it, then front, three-quarter and
 side views (lit by a soft key light) of each scored set by our renderer, and, when Blender is
@@ -95,8 +95,13 @@ def save(folder: Path, media: Path) -> None:
             rec = pipeline.run(image, source)
             seconds = time.perf_counter() - start
             start = time.perf_counter()
-            hands = getattr(pipeline, "hands", None)  # the texture bake alone, again (and the hand masks)
-            pipeline.baker.bake(rec.result.coeffs, image, *(() if hands is None else (hands.mask(image),)))
+            # the texture bake alone, again, with the masks of what it leaves out (hands, background)
+            if hasattr(pipeline, "hidden"):
+                pipeline.baker.bake(rec.result.coeffs, image, pipeline.hidden(image))
+            elif hasattr(pipeline, "hands"):
+                pipeline.baker.bake(rec.result.coeffs, image, pipeline.hands.mask(image))
+            else:
+                pipeline.baker.bake(rec.result.coeffs, image)
             bake_seconds = time.perf_counter() - start
             mesh, c = rec.mesh, rec.result.coeffs
             with torch.no_grad():
@@ -140,7 +145,7 @@ class Scorer:
         self.model = MorphableModel.load()
         self._layouts: dict[int, tuple] = {}
         data = self.model.data
-        from facecast.recon.fit.texture import jaw_weight
+        from facecast.recon.fit.face_zones import jaw_weight
         from facecast.recon.model.albedo import region_weights
 
         self.vertex_extra = np.c_[region_weights(data)[:, 0], data.back_of_head_vertices(), jaw_weight(data)]

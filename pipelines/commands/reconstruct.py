@@ -26,6 +26,7 @@ from facecast.pipelines.export.coefficients import yaw_pitch_roll
 from facecast.pipelines.media import read_image
 from facecast.recon.fit.texture import TextureBaker, TextureConfig
 from facecast.recon.landmarks.hands import HandDetector
+from facecast.recon.landmarks.person import PersonSegmenter
 from facecast.recon.model.albedo import REGIONS
 from facecast.recon.model.arkit import ARKIT_52, to_arkit
 from facecast.recon.model.coeffs import PIXEL_OFFSET
@@ -51,6 +52,7 @@ class ReconstructConfig:
     regions: tuple[str, ...] = DEFAULT_AVATAR_REGIONS
     bake_texture: bool = True
     hide_hands: bool = True  # hands found in the photo (MediaPipe Hands) are left out of the texture
+    hide_background: bool = True  # so is the background (MediaPipe selfie segmentation) where the fit overhangs
 
 
 
@@ -85,11 +87,13 @@ class PhotoPipeline:
             texture = replace(texture, bake_limit=min(texture.bake_limit, FAST_BAKE_LIMIT))
         self.baker = TextureBaker(model, texture)
         self.hands = HandDetector()
+        self.segmenter = PersonSegmenter()
 
     def close(self) -> None:
         """Free the detectors' graphs."""
         self.photo.close()
         self.hands.close()
+        self.segmenter.close()
 
     def __enter__(self) -> PhotoPipeline:
         return self
@@ -105,8 +109,20 @@ class PhotoPipeline:
         """Reconstruct face ``face_index`` of ``image`` (0 = the largest), or all of them (``None``,
         largest first), fitted together in one batch."""
         results = self.photo.reconstruct_faces(image, source, face_index)
-        hidden = self.hands.mask(image) if results and self.config.bake_texture and self.config.hide_hands else None
+        hidden = self.hidden(image) if results else None
         return [self._export(result, image, source, hidden) for result in results]
+
+    def hidden(self, image: np.ndarray) -> np.ndarray | None:
+        """``(H, W)`` bool: the pixels of ``image`` the texture leaves out (hands, background), or ``None``."""
+        config = self.config
+        if not config.bake_texture or not (config.hide_hands or config.hide_background):
+            return None
+        hidden = np.zeros(image.shape[:2], bool)
+        if config.hide_hands:
+            hidden |= self.hands.mask(image)
+        if config.hide_background:
+            hidden |= self.segmenter.background(image)
+        return hidden
 
     def _export(self, result: PhotoResult, image: np.ndarray, source: str,
                 hidden: np.ndarray | None = None) -> Reconstruction:

@@ -3,7 +3,7 @@
 For every texel of the face's UV tile (ICT material ``M_Face``, u in [0, 1]) the surface point is
 found by rasterizing the mesh in UV space and projected into the photo. Then:
 
-1. **seen weight**: visible (depth test against a render of the head, away from its occlusion
+1. **seen weight**: visible (depth test against a render of the head with its eyeballs, away from its occlusion
    edges, where pixels mix in what lies behind) times a facing ramp, so grazing texels fade out,
    and fading out below the jaw line (the neck, where clothes, hands and hair are in most photos);
 2. **de-lighting in linear colour, bounded**: the photo's linear colour divided by the fitted SH
@@ -15,7 +15,10 @@ found by rasterizing the mesh in UV space and projected into the photo. Then:
    between chin and brows (:class:`~facecast.recon.fit.skin_colour.SkinColourModel`); skin texels
    outside it, much lighter, or darker in thin features or very much darker (clothes, hands of
    another tone, hair strands, glasses frames, background by the jaw; :func:`occluded`) count as
-   not seen, grown by a texel or two, but for dark, grey texels below the nose (a beard is kept);
+   not seen, grown by a texel or two, but for dark, grey texels below the nose (a beard is kept)
+   and the dark, redder lids and nostrils (:mod:`~facecast.recon.fit.face_zones`); when a dark band
+   lies across the nose's bridge (:func:`~facecast.recon.fit.face_zones.wears_glasses`), milder
+   outliers behind the lenses (tints, reflections) go too;
 4. **mirror**: texels not seen take the colour of their mirror image (the UV tile is symmetric)
    where that was seen;
 5. **fill**: texels seen on neither side take the fitted region colours (lips, brows) rescaled to
@@ -33,8 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from facecast.recon.fit.face_zones import FaceZones, wears_glasses
 from facecast.recon.fit.skin_colour import SkinColourModel, linear_to_srgb, srgb_to_lab, srgb_to_linear
-from facecast.recon.model.albedo import AlbedoModel, diffuse
+from facecast.recon.model.albedo import AlbedoModel
 from facecast.recon.model.coeffs import FaceCoeffs, coeffs_camera
 from facecast.recon.model.morphable import MorphableModel
 from facecast.recon.model.topology import REGION_STARTS, triangulate
@@ -129,16 +133,11 @@ class TextureBaker:
         if self._shared is None:
             albedo = AlbedoModel.from_data(self.model.data, torch.float32)
             data = self.model.data
-            border = data.back_of_head_vertices()[:, None].astype(np.float64)
-            border = np.clip(diffuse(border, data, 6) * 2.0, 0.0, 1.0)  # a band a few polygons wide
-            # the face proper, where skin shows in nearly every photo: between chin and brows, inside the eyes' width
-            neutral, marks = data.neutral.astype(np.float64), data.neutral[data.landmarks68]
-            core = ((neutral[:, 1] > marks[8, 1] + 1.0) & (neutral[:, 1] < marks[19, 1])
-                    & (np.abs(neutral[:, 0]) < np.abs(marks[36, 0] - marks[45, 0]) / 2))
-            beard = neutral[:, 1] < marks[33, 1] - 0.3  # below the nose: where facial hair grows
-            extra = torch.as_tensor(np.c_[albedo.weights[:, :1].numpy(), border, core, jaw_weight(data), beard],
+            zones = FaceZones.of(data)
+            extra = torch.as_tensor(np.c_[albedo.weights[:, :1].numpy(), zones.stacked(), data.neutral[:, 1]],
                                     dtype=torch.float32)
-            self._shared = self.model.triangles(("head",)), albedo, extra
+            # the visibility render has the eyeballs in their sockets: no false depth edge along the lids
+            self._shared = self.model.triangles(("head",)), self.model.triangles(("head", "eyeballs")), albedo, extra
         if size not in self._layouts:
             self._layouts[size] = texel_layout(self.model, size)
         return (*self._layouts[size], *self._shared)
@@ -182,13 +181,15 @@ class TextureBaker:
             vertices = model(c.identity, c.expression, c.rotation, c.translation).vertices.to(torch.float32)
             face_pixels = camera.project(vertices[:, :REGION_STARTS["head_neck"]])[0]
             size, extent = self.bake_size(face_pixels), _extent(face_pixels)
-            fg, mesh_tris, head, albedo_model, extra = self._prepared(size)
+            fg, mesh_tris, head, occluders, albedo_model, extra = self._prepared(size)
             normals = vertex_normals(vertices, head)
             attrs = torch.cat([vertices, normals, albedo_model.vertex_albedo(c.albedo.to(torch.float32)),
                                extra[None]], -1)
             texel = vertex_attributes_at(attrs, mesh_tris, fg)
             position, fallback, skin, border = texel[:, :3], texel[:, 6:9], texel[:, 9], texel[:, 10]
             core, above_jaw, beard = texel[:, 11] > 0.99, texel[:, 12], texel[:, 13] > 0.5
+            feature, bridge, spectacles = texel[:, 14] > 0.5, texel[:, 15] > 0.5, texel[:, 16] > 0.5
+            neutral_y = texel[:, 17]
             normal = torch.nn.functional.normalize(texel[:, 3:6], dim=-1)
             pixels = camera.project(position[None])[0]
             # visibility: depth test against a render of the head, at most VISIBILITY_SIDE pixels wide
@@ -196,7 +197,7 @@ class TextureBaker:
             shape = (max(1, round(height * scale)), max(1, round(width * scale)))
             small = coeffs_camera(focal * scale, principal * scale, shape)
             rendered = Renderer(RendererConfig(backend="torch", cull_backfaces=True))(
-                vertices, head, small, torch.zeros_like(vertices)).depth[0]
+                vertices, occluders, small, torch.zeros_like(vertices)).depth[0]
             facing = (-normal * torch.nn.functional.normalize(position, dim=-1)).sum(-1)
             col = (pixels[:, 0] * scale).long().clamp(0, shape[1] - 1)
             row = (pixels[:, 1] * scale).long().clamp(0, shape[0] - 1)
@@ -221,7 +222,15 @@ class TextureBaker:
             rejected = np.zeros(len(seen), bool)
             thin = _thin_darkness(lab[:, 0], fg.pixel.numpy()[candidates], size, max(3, size // 40))
             rejected[candidates[occluded(lab, lab[trusted[candidates]], skin_model, beard.numpy()[candidates],
-                                         thin, config.outlier_sigmas)]] = True
+                                         thin, config.outlier_sigmas, feature.numpy()[candidates])]] = True
+            typical = np.median(lab[trusted[candidates], 0])
+            darker = np.zeros(len(seen), bool)  # a frame's bridge is dark (highlights and skin tints are not)
+            darker[candidates] = lab[:, 0] < typical - 20.0
+            glasses = wears_glasses(darker, bridge.numpy(), seen > 0.8, neutral_y.numpy())
+            if glasses:  # lenses tint and mirror what is behind them: behind glasses, milder outliers go too
+                lens = spectacles.numpy()[candidates]
+                milder = (skin_model.distance(lab) > 2.0) | (np.abs(lab[:, 0] - typical) > 12.0)
+                rejected[candidates[lens & milder]] = True
             grown = _grown(rejected, fg.pixel.numpy(), size, max(1, size // 256)) & (skin > 0.9)
             seen = np.where(grown, 0.0, seen)
         fallback = fallback.numpy().astype(np.float64)
@@ -238,7 +247,7 @@ class TextureBaker:
 
 
 def occluded(lab: np.ndarray, trusted: np.ndarray, skin: SkinColourModel, beard: np.ndarray, thin: np.ndarray,
-             sigmas: float) -> np.ndarray:
+             sigmas: float, feature: np.ndarray | None = None) -> np.ndarray:
     """``(N,)`` bool: which skin texels ``(N, 3)`` CIELAB show something other than this person's skin.
 
     Chroma beyond ``sigmas`` of ``skin``, or lighter than its range by > 15 L*, or darker than the
@@ -246,12 +255,15 @@ def occluded(lab: np.ndarray, trusted: np.ndarray, skin: SkinColourModel, beard:
     ``(N,)``: L* below the texel's surroundings, :func:`_thin_darkness`: glasses frames, hair
     strands) or by more than 35 L* anywhere; broad, milder shadow (eye sockets, under the brows),
     which the SH light does not model, stays. Below the nose (``beard`` ``(N,)`` bool) dark,
-    greyer-than-skin texels are facial hair, which belongs to the person.
+    greyer-than-skin texels are facial hair, which belongs to the person; on the eyelids and around
+    the nostrils (``feature`` ``(N,)`` bool, :func:`~facecast.recon.fit.face_zones.feature_weight`)
+    darkness is the face's own and chroma may be twice as far.
     """
-    chroma_off = skin.distance(lab) > sigmas
+    feature = np.zeros(len(lab), bool) if feature is None else feature
+    chroma_off = skin.distance(lab) > np.where(feature, 2.0 * sigmas, sigmas)  # nostril wings are redder
     bright = lab[:, 0] > skin.lightness[1] + 15.0
     below = np.median(trusted[:, 0]) - lab[:, 0]
-    dark = ((below > 20.0) & (thin > 8.0)) | (below > 35.0)
+    dark = (((below > 20.0) & (thin > 8.0)) | (below > 35.0)) & ~feature
     greyer = np.hypot(lab[:, 1], lab[:, 2]) < np.hypot(*skin.mean)
     hair = beard & (dark | chroma_off) & greyer
     return (chroma_off | bright | dark) & ~hair
@@ -302,20 +314,6 @@ def _grown(mask: np.ndarray, pixel: np.ndarray, size: int, radius: int) -> np.nd
     image = _texel_image(mask.astype(np.uint8), pixel, size, dtype=np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return cv2.dilate(image, kernel).reshape(-1)[pixel] > 0
-
-
-def jaw_weight(data) -> np.ndarray:
-    """``(V,)`` in [0, 1]: 1 on the face, fading to 0 from 0.7 cm above the jaw line to 0.3 cm below it
-    (the jaw's underside is in shadow in nearly every photo, which the SH light does not model) on the neutral
-    head: its 68-point contour as a height over x, and behind the jaw's angle (landmark 12) a line
-    rising back to below the ear lobe (y 0.5 cm at z -1 cm), so the sides of the neck fade too."""
-    neutral = data.neutral.astype(np.float64)
-    contour = neutral[data.landmarks68[8:17]]  # chin to the right ear (the head is symmetric)
-    jaw = np.interp(np.abs(neutral[:, 0]), contour[:, 0], contour[:, 1])
-    angle, lobe = contour[4, 1:], np.array([0.5, -1.0])  # (y, z)
-    behind = angle[0] + (neutral[:, 2] - angle[1]) * (lobe[0] - angle[0]) / (lobe[1] - angle[1])
-    jaw = np.maximum(jaw, np.where(neutral[:, 2] < angle[1], behind, -np.inf))
-    return np.clip(neutral[:, 1] - jaw + 0.3, 0.0, 1.0)
 
 
 def delight(photo: np.ndarray, shade: np.ndarray, seen: np.ndarray, skin: np.ndarray,

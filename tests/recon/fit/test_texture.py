@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from facecast.pipelines.commands.reconstruct import PhotoPipeline, ReconstructConfig
+from facecast.recon.fit.face_zones import FaceZones, feature_weight, jaw_weight
 from facecast.recon.fit.skin_colour import ciede2000, lab_to_srgb, seam_difference, srgb_to_lab
-from facecast.recon.fit.texture import TextureConfig, jaw_weight, texel_layout
+from facecast.recon.fit.texture import TextureConfig, texel_layout
 from facecast.recon.learn.synthetic import SyntheticRenderer
 from facecast.recon.model.albedo import region_weights
 from facecast.recon.model.coeffs import coeffs_camera
@@ -222,3 +223,53 @@ def test_pixels_marked_hidden_are_not_baked(scene, pipeline, model, skin_texels)
     assert np.median(ciede2000(_lab_of(hidden, texels), face)) < 2.0
     with pytest.raises(ValueError, match="hidden"):
         pipeline.baker.bake_layers(rec.result.coeffs, covered, blob[:-1])
+
+
+def _zone_texels(model, weight: np.ndarray) -> np.ndarray:
+    """Row-major indices of the texels where a per-vertex ``weight`` ``(V,)`` interpolates above 0.5."""
+    fg, tris = texel_layout(model, SIZE)
+    at = vertex_attributes_at(torch.as_tensor(weight, dtype=torch.float32)[None, :, None], tris, fg)[:, 0].numpy()
+    return fg.pixel.numpy()[at > 0.5]
+
+
+def test_glasses_lenses_and_their_bridge_are_not_baked(scene, pipeline, model, skin_texels):
+    import cv2
+
+    photo = _render(scene)
+    rec = pipeline.run(photo)
+    points = rec.result.detected.points
+    frames, lenses = np.zeros(photo.shape[:2], np.uint8), np.zeros(photo.shape[:2], np.uint8)
+    boxes = []
+    for corners in ((33, 133, 159, 145), (362, 263, 386, 374)):  # a lens around each eye
+        xs, ys = points[list(corners), 0], points[list(corners), 1]
+        boxes.append((int(xs.min()) - 10, int(ys.min()) - 9, int(xs.max()) + 10, int(ys.max()) + 12))
+        cv2.rectangle(lenses, boxes[-1][:2], boxes[-1][2:], 1, -1)
+        cv2.rectangle(frames, boxes[-1][:2], boxes[-1][2:], 1, 3)
+    (_, top, right, _), (left, _, _, _) = sorted(boxes)
+    cv2.line(frames, (right, top + 10), (left, top + 10), 1, 6)  # the bridge across the nose
+    lenses, frames = lenses.astype(bool) & ~frames.astype(bool), frames.astype(bool)
+    dressed = photo.copy()
+    # the lens mirrors a bright room: the skin behind it 14 L* lighter, its own chroma (no skin test can tell)
+    lighter = srgb_to_lab(photo[lenses] / 255.0) + np.array([14.0, 0.0, 0.0])
+    dressed[lenses] = np.round(lab_to_srgb(lighter).clip(0, 1) * 255).astype(np.uint8)
+    dressed[frames] = (30, 24, 22)
+    baked = pipeline.run(dressed)
+    face = np.median(_lab_of(rec.texture, skin_texels), 0)
+    under = np.intersect1d(_texels_under(lenses, baked, model), skin_texels)
+    under = np.setdiff1d(under, _zone_texels(model, feature_weight(model.data)))
+    assert len(under) > 300
+    assert np.median(ciede2000(_lab_of(baked.texture, under), face)) < 5.0
+
+
+def test_a_real_photo_keeps_its_eyelids_and_nostrils(model, pipeline, skin_texels):
+    from facecast.pipelines.commands.reconstruct import load_photo
+
+    image, _ = load_photo(None)
+    rec = pipeline.run(image)
+    layers = pipeline.baker.bake_layers(rec.result.coeffs, image)
+    features = np.intersect1d(_zone_texels(model, feature_weight(model.data)), skin_texels)
+    cheeks = np.intersect1d(_zone_texels(model, FaceZones.of(model.data).core), skin_texels)
+    seen = layers.seen.reshape(-1)
+    assert np.median(seen[cheeks]) > 0.9
+    # lashes, lid creases and nostrils are dark, thin and redder than the cheeks: the face, not an occluder
+    assert np.mean(seen[features] > 0.5) > 0.75
