@@ -27,7 +27,9 @@ light skin, glasses, and the built-in astronaut):
     counts as off skin. Target <= 1 %;
 (c) ``seam dE``: CIEDE2000 between the mean texture colour on the seen and the unseen side of the
     visibility boundary (texels visible from the photo's camera and facing it by > 0.3, computed here
-    from the geometry, not taken from the baker), 6-texel bands, averaged along the boundary; and
+    from the geometry, not taken from the baker), 6-texel bands, averaged along the boundary, over the
+    skin texels of (b) less the eyelids and nostrils (:func:`~facecast.recon.fit.face_zones.feature_weight`:
+    lash lines and nostrils are colour edges of their own, as lips and brows are); and
     ``back dE``: between the texture at the border with the back of the head and the back of the
     head's colour (target <= 3 for both);
 (d) ``iris/sclera``: luminance ratio of the iris to the sclera in an unlit frontal render (target
@@ -145,10 +147,11 @@ class Scorer:
         self.model = MorphableModel.load()
         self._layouts: dict[int, tuple] = {}
         data = self.model.data
-        from facecast.recon.fit.face_zones import jaw_weight
+        from facecast.recon.fit.face_zones import feature_weight, jaw_weight
         from facecast.recon.model.albedo import region_weights
 
-        self.vertex_extra = np.c_[region_weights(data)[:, 0], data.back_of_head_vertices(), jaw_weight(data)]
+        self.vertex_extra = np.c_[region_weights(data)[:, 0], data.back_of_head_vertices(), jaw_weight(data),
+                                  feature_weight(data)]
 
     def layout(self, size: int):
         from facecast.recon.fit.texture import texel_layout
@@ -199,7 +202,7 @@ class Scorer:
         shows_skin &= on_face
         skin_err = (float(np.abs(lit[shows_skin] * 255 - image[shows_skin]).mean()) if shows_skin.any()
                     else float("nan"))
-        seam = self.seam(saved["texture"] / 255.0, texels, skin)
+        seam = self.seam(saved["texture"] / 255.0, texels, skin & ~texels["feature"])  # lashes are an edge too
         back_colour = np.array(mesh.colour(names.index("M_BackHead"))[:3]) if "M_BackHead" in names else None
         border = texels["border"] > 0.9
         back_de = (float(ciede2000(_lab(texture[border]), _lab(back_colour)).mean())
@@ -236,7 +239,7 @@ class Scorer:
         facing = (-normal * torch.nn.functional.normalize(position, dim=-1)).sum(-1)
         shade = irradiance(normal[None], torch.as_tensor(saved["lighting"], dtype=torch.float32))[0]
         return {"pixel": fg.pixel.numpy(), "skin": texel[:, 6].numpy(), "border": texel[:, 7].numpy(),
-                "above_jaw": texel[:, 8].numpy() > 0.99,
+                "above_jaw": texel[:, 8].numpy() > 0.99, "feature": texel[:, 9].numpy() > 0.5,
                 "seen": (visible & (facing > 0.3)).numpy(), "image_pixel": torch.stack([col, row], -1).numpy(),
                 "shade": shade.numpy()}
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facecast.recon.landmarks.detector import check_image
-from facecast.recon.landmarks.mediapipe_mesh import run_graph
+from facecast.recon.landmarks.mediapipe_mesh import SolutionGraph
 
 #: landmarks of one finger each (MediaPipe's hand topology), from the knuckle to the tip
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -26,12 +26,12 @@ class HandConfig:
     finger_width: float = 0.28
 
 
-class HandDetector:
+class HandDetector(SolutionGraph):
     """Finds hands in still photos; use as a context manager or call :meth:`close` to free the graph."""
 
     def __init__(self, config: HandConfig = HandConfig()) -> None:
+        super().__init__()
         self.config = config
-        self._graph = None
 
     def _open(self):
         from mediapipe.python.solutions import hands
@@ -43,7 +43,7 @@ class HandDetector:
         """``(H, W, 3)`` uint8 RGB -> one ``(21, 2)`` float array of pixel positions per hand found."""
         image = check_image(image)
         height, width = image.shape[:2]
-        self._graph, result = run_graph(self._graph, self._open, image)
+        result = self._process(image)
         return [np.array([[p.x * width, p.y * height] for p in hand.landmark], np.float64)
                 for hand in (result.multi_hand_landmarks or [])]
 
@@ -62,14 +62,3 @@ class HandDetector:
                 chain = np.round(points[[0 if finger[0] == 1 else finger[0], *finger]]).astype(np.int32)
                 cv2.polylines(out, [chain], False, 1, width)
         return out.astype(bool)
-
-    def close(self) -> None:
-        if self._graph is not None:
-            self._graph.close()
-            self._graph = None
-
-    def __enter__(self) -> HandDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -95,6 +95,33 @@ def run_graph(graph, reopen, image: np.ndarray):
         return graph, graph.process(image)
 
 
+class SolutionGraph:
+    """A MediaPipe solution graph, opened by :meth:`_open` on the first image, kept for the next ones
+    and freed by :meth:`close`; a context manager."""
+
+    def __init__(self) -> None:
+        self._graph = None
+
+    def _open(self):
+        raise NotImplementedError
+
+    def _process(self, image: np.ndarray):
+        """The graph's result for ``image`` ``(H, W, 3)`` uint8 RGB (see :func:`run_graph`)."""
+        self._graph, result = run_graph(self._graph, self._open, image)
+        return result
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class MediaPipeDetector:
     """MediaPipe Face Mesh (``refine_landmarks=True``): 478 points per face.
 

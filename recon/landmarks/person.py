@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facecast.recon.landmarks.detector import check_image
-from facecast.recon.landmarks.mediapipe_mesh import run_graph
+from facecast.recon.landmarks.mediapipe_mesh import SolutionGraph
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,12 @@ class SegmentationConfig:
     landscape: bool = False
 
 
-class PersonSegmenter:
+class PersonSegmenter(SolutionGraph):
     """Finds the background of still photos; use as a context manager or call :meth:`close`."""
 
     def __init__(self, config: SegmentationConfig = SegmentationConfig()) -> None:
+        super().__init__()
         self.config = config
-        self._graph = None
 
     def _open(self):
         from mediapipe.python.solutions import selfie_segmentation
@@ -38,20 +38,9 @@ class PersonSegmenter:
     def score(self, image: np.ndarray) -> np.ndarray:
         """``(H, W)`` float32 in [0, 1]: how surely each pixel of ``image`` ``(H, W, 3)`` uint8 RGB shows a person."""
         image = check_image(image)
-        self._graph, result = run_graph(self._graph, self._open, image)
+        result = self._process(image)
         return np.asarray(result.segmentation_mask, np.float32)
 
     def background(self, image: np.ndarray) -> np.ndarray:
         """``(H, W)`` bool: the pixels of ``image`` that show no person."""
         return self.score(image) < self.config.background_below
-
-    def close(self) -> None:
-        if self._graph is not None:
-            self._graph.close()
-            self._graph = None
-
-    def __enter__(self) -> PersonSegmenter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
