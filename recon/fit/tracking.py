@@ -27,7 +27,7 @@ import torch
 
 from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, TemporalAnchor, fit_landmarks
 from facecast.recon.fit.levenberg_marquardt import SolverConfig
-from facecast.recon.fit.video_solver import solve_chunk
+from facecast.recon.fit.video_solver import FastChannels, solve_chunk
 from facecast.recon.landmarks.sparse import SparseLandmarks
 from facecast.recon.model.coeffs import FaceCoeffs
 
@@ -76,6 +76,12 @@ class TrackConfig:
     #: ``solver_iterations`` per chunk) or "adam" (``fit.warm_steps`` steps per chunk, the former default)
     solver: str = "levenberg_marquardt"
     solver_iterations: int = 10
+    #: channels that move in a few frames (the Levenberg-Marquardt chunk solver holds them more loosely:
+    #: ``fast_prior`` x the expression prior, ``fast_temporal`` x the frame-to-frame term), so that blinks
+    #: and winks survive (benchmarks/expression_clips.py: blink peak reach 0.03 with the shared weights)
+    fast_channels: tuple[str, ...] = ("eyeBlinkLeft", "eyeBlinkRight")
+    fast_prior: float = 0.1
+    fast_temporal: float = 0.02
 
     def __post_init__(self) -> None:
         if self.mode not in ("fast", "refine", "accurate"):
@@ -133,6 +139,14 @@ class VideoTracker:
         self._last: FaceCoeffs | None = None
         self._leading: list[FrameLandmarks] = []
 
+    def _fast(self) -> FastChannels:
+        names = list(self.sparse.model.expression_names)
+        unknown = [n for n in self.config.fast_channels if n not in names]
+        if unknown:
+            raise ValueError(f"fast_channels names no expression channel of the model: {unknown}")
+        return FastChannels(tuple(names.index(n) for n in self.config.fast_channels), self.config.fast_prior,
+                            self.config.fast_temporal)
+
     def _fit_chunk(self, chunk: list[FrameLandmarks]) -> Iterator[TrackedFrame]:
         found = [f for f in chunk if f.points is not None]
         fitted: dict[int, FaceCoeffs] = {}
@@ -151,7 +165,7 @@ class VideoTracker:
                     init = fit_landmarks(self.sparse, target, replace(fit, steps=0), identity=self.identity)
                 solver = SolverConfig(iterations=self.config.solver_iterations)
                 coeffs = solve_chunk(self.sparse, target, init, self.identity.to(dtype), fit,
-                                     self.config.temporal_weight, anchor, solver)
+                                     self.config.temporal_weight, anchor, solver, self._fast())
             elif self.config.mode == "accurate":
                 coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
                                        init=init, identity=self.identity, anchor=anchor)

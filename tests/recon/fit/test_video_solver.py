@@ -99,3 +99,32 @@ def test_rejects_a_mismatched_warm_start(sparse):
         solve_chunk(sparse, target, start.select(slice(0, 3)), identity, FitConfig(), 0.02)
     with pytest.raises(ValueError, match="identity must have shape"):
         solve_chunk(sparse, target, start, identity.expand(2, -1), FitConfig(), 0.02)
+
+
+def test_a_three_frame_blink_survives_when_the_blink_channels_are_fast(sparse):
+    """The tracker's defaults: shared weights smooth a short blink away; FastChannels keep it."""
+    from facecast.recon.fit.levenberg_marquardt import SolverConfig
+    from facecast.recon.fit.tracking import TrackConfig
+    from facecast.recon.fit.video_solver import FastChannels
+
+    frames = 16
+    identity, _, target, start, anchor = _clip(sparse, frames=frames)
+    names = sparse.model.expression_names
+    blink = [names.index("eyeBlinkLeft"), names.index("eyeBlinkRight")]
+    truth = torch.zeros(frames, 53)
+    truth[7:10, blink[0]] = truth[7:10, blink[1]] = 1.0  # both eyes shut for three frames
+    rotation = torch.zeros(frames, 3)
+    with torch.no_grad():
+        points = sparse.evaluate(identity.expand(frames, -1), truth, rotation, start.translation - torch.tensor(
+            [1.0, 1.0, 3.0]))
+        pixels = project_points(points, start.focal, start.principal)
+    target = LandmarkTarget(pixels, target.weight, target.image_size)
+    config = TrackConfig()
+    args = (sparse, target, start, identity, config.fit, config.temporal_weight, anchor, SolverConfig(iterations=10))
+    shared = solve_chunk(*args)
+    fast = solve_chunk(*args, FastChannels(tuple(blink), config.fast_prior, config.fast_temporal))
+    reach = lambda c: float(c.expression[7:10][:, blink].max(0).values.mean())  # noqa: E731
+    assert reach(fast) > 0.6
+    assert reach(fast) > reach(shared) + 0.2
+    still = [k for k in range(frames) if k < 6 or k > 10]
+    assert float(fast.expression[still][:, blink].max()) < 0.15  # open eyes stay open
