@@ -159,13 +159,38 @@ def landmark_loss(sparse: SparseLandmarks, state: FitState, target: LandmarkTarg
     return (huber(dist, delta) * weight).sum(1) / weight.sum(1).clamp_min(1e-6)
 
 
-def temporal_loss(state: FitState, anchor: TemporalAnchor | None) -> torch.Tensor:
-    """Squared frame-to-frame change of pose (rad, dm) and expression, summed over the chunk."""
+@dataclass(frozen=True)
+class QuickChannels:
+    """Expression channels that move in a few frames (blinks): their expression prior is ``prior``
+    times, and their frame-to-frame term ``temporal`` times, the other channels'. ``indices``: into
+    the model's 53 expression channels."""
+
+    indices: tuple[int, ...] = ()
+    prior: float = 1.0
+    temporal: float = 1.0
+
+
+def _channel_weights(indices: tuple[int, ...], value: float, like: torch.Tensor) -> torch.Tensor | None:
+    """``(53,)`` ones but ``value`` at ``indices``; ``None`` when there are none (all ones)."""
+    if not indices:
+        return None
+    weights = torch.ones(like.shape[-1], dtype=like.dtype, device=like.device)
+    weights[list(indices)] = value
+    return weights
+
+
+def temporal_loss(state: FitState, anchor: TemporalAnchor | None,
+                  expression_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared frame-to-frame change of pose (rad, dm) and expression, summed over the chunk;
+    ``expression_weight`` ``(53,)``: per-channel weights of the expression's change (default 1)."""
     parts = [state.rotation, state.translation / 10.0, state.expression]
     if anchor is not None:
         heads = [anchor.rotation, anchor.translation / 10.0, anchor.expression]
         parts = [torch.cat([h.to(p.dtype), p]) for h, p in zip(heads, parts)]
-    return sum(((p[1:] - p[:-1]) ** 2).sum() for p in parts)
+    steps = [(p[1:] - p[:-1]) ** 2 for p in parts]
+    if expression_weight is not None:
+        steps[2] = steps[2] * expression_weight
+    return sum(step.sum() for step in steps)
 
 
 @contextmanager
@@ -233,24 +258,28 @@ def _initial_state(sparse: SparseLandmarks, target: LandmarkTarget, config: FitC
 
 def fit_landmarks(sparse: SparseLandmarks, target: LandmarkTarget,
                   config: FitConfig = FitConfig(), init: FaceCoeffs | None = None,
-                  identity: torch.Tensor | None = None, anchor: TemporalAnchor | None = None) -> FaceCoeffs:
+                  identity: torch.Tensor | None = None, anchor: TemporalAnchor | None = None,
+                  quick: QuickChannels = QuickChannels()) -> FaceCoeffs:
     """Fit pose, identity and expression of B faces (or B frames of one face) to 2D landmarks.
 
     sparse: the landmark mapping with its sparse model (:meth:`SparseLandmarks.build`).
     init: optional warm start (pose, identity, expression, camera taken from it); skips PnP
     and the rigid stage. identity: optional fixed ``(1, 100)`` or ``(B, 100)`` identity
     (not optimised). anchor: the frame before this batch, for the temporal term
-    (``config.temporal_weight``; frames of the batch are consecutive).
+    (``config.temporal_weight``; frames of the batch are consecutive). quick: channels held more
+    loosely by the expression prior and the temporal term (:class:`QuickChannels`).
     Returns detached :class:`FaceCoeffs` (ambient light, grey albedo).
     """
     with threads(1):
-        return _fit(sparse, target, config, init, identity, anchor)
+        return _fit(sparse, target, config, init, identity, anchor, quick)
 
 
 def _fit(sparse: SparseLandmarks, target: LandmarkTarget, config: FitConfig, init: FaceCoeffs | None,
-         identity: torch.Tensor | None, anchor: TemporalAnchor | None) -> FaceCoeffs:
+         identity: torch.Tensor | None, anchor: TemporalAnchor | None, quick: QuickChannels) -> FaceCoeffs:
     state, focal, principal = _initial_state(sparse, target, config, init, identity)
     delta = config.huber_delta
+    prior_weight = _channel_weights(quick.indices, quick.prior, state.expression)
+    temporal_weight = _channel_weights(quick.indices, quick.temporal, state.expression)
 
     def rigid_loss() -> torch.Tensor:
         return landmark_loss(sparse, state, target, focal, principal, delta).sum()
@@ -260,10 +289,10 @@ def _fit(sparse: SparseLandmarks, target: LandmarkTarget, config: FitConfig, ini
 
     def full_loss() -> torch.Tensor:
         data = landmark_loss(sparse, state, target, focal, principal, delta).sum()
-        prior = (config.identity_prior * (state.identity ** 2).sum()
-                 + config.expression_prior * state.expression.abs().sum())
+        expression = state.expression.abs() if prior_weight is None else state.expression.abs() * prior_weight
+        prior = config.identity_prior * (state.identity ** 2).sum() + config.expression_prior * expression.sum()
         if config.temporal_weight > 0:
-            prior = prior + config.temporal_weight * temporal_loss(state, anchor)
+            prior = prior + config.temporal_weight * temporal_loss(state, anchor, temporal_weight)
         return data + prior
 
     params = [state.rotation, state.translation, state.expression]

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, TemporalAnchor, fit_landmarks
+from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, QuickChannels, TemporalAnchor, fit_landmarks
 from facecast.recon.fit.levenberg_marquardt import SolverConfig
-from facecast.recon.fit.video_solver import FastChannels, solve_chunk
+from facecast.recon.fit.video_solver import solve_chunk
 from facecast.recon.landmarks.sparse import SparseLandmarks
 from facecast.recon.model.coeffs import FaceCoeffs
 
@@ -76,12 +76,12 @@ class TrackConfig:
     #: ``solver_iterations`` per chunk) or "adam" (``fit.warm_steps`` steps per chunk, the former default)
     solver: str = "levenberg_marquardt"
     solver_iterations: int = 10
-    #: channels that move in a few frames (the Levenberg-Marquardt chunk solver holds them more loosely:
-    #: ``fast_prior`` x the expression prior, ``fast_temporal`` x the frame-to-frame term), so that blinks
+    #: channels that move in a few frames (every video solver holds them more loosely: ``quick_prior`` x
+    #: the expression prior, ``quick_temporal`` x the frame-to-frame term), so that blinks
     #: and winks survive (benchmarks/expression_clips.py: blink peak reach 0.03 with the shared weights)
-    fast_channels: tuple[str, ...] = ("eyeBlinkLeft", "eyeBlinkRight")
-    fast_prior: float = 0.1
-    fast_temporal: float = 0.02
+    quick_channels: tuple[str, ...] = ("eyeBlinkLeft", "eyeBlinkRight")
+    quick_prior: float = 0.1
+    quick_temporal: float = 0.02
 
     def __post_init__(self) -> None:
         if self.mode not in ("fast", "refine", "accurate"):
@@ -139,13 +139,13 @@ class VideoTracker:
         self._last: FaceCoeffs | None = None
         self._leading: list[FrameLandmarks] = []
 
-    def _fast(self) -> FastChannels:
+    def _quick(self) -> QuickChannels:
         names = list(self.sparse.model.expression_names)
-        unknown = [n for n in self.config.fast_channels if n not in names]
+        unknown = [n for n in self.config.quick_channels if n not in names]
         if unknown:
-            raise ValueError(f"fast_channels names no expression channel of the model: {unknown}")
-        return FastChannels(tuple(names.index(n) for n in self.config.fast_channels), self.config.fast_prior,
-                            self.config.fast_temporal)
+            raise ValueError(f"quick_channels names no expression channel of the model: {unknown}")
+        return QuickChannels(tuple(names.index(n) for n in self.config.quick_channels), self.config.quick_prior,
+                            self.config.quick_temporal)
 
     def _fit_chunk(self, chunk: list[FrameLandmarks]) -> Iterator[TrackedFrame]:
         found = [f for f in chunk if f.points is not None]
@@ -165,17 +165,17 @@ class VideoTracker:
                     init = fit_landmarks(self.sparse, target, replace(fit, steps=0), identity=self.identity)
                 solver = SolverConfig(iterations=self.config.solver_iterations)
                 coeffs = solve_chunk(self.sparse, target, init, self.identity.to(dtype), fit,
-                                     self.config.temporal_weight, anchor, solver, self._fast())
+                                     self.config.temporal_weight, anchor, solver, self._quick())
             elif self.config.mode == "accurate":
                 coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
-                                       init=init, identity=self.identity, anchor=anchor)
+                                       init=init, identity=self.identity, anchor=anchor, quick=self._quick())
             else:
                 coeffs = regress_frames(self.regressor, found, dtype)
                 coeffs = replace(coeffs, identity=self.identity.expand(len(found), -1).clone())
                 if self.config.mode == "refine":
                     fit = replace(fit, warm_steps=self.config.refine_steps)
                     coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
-                                           init=coeffs, identity=self.identity, anchor=anchor)
+                                           init=coeffs, identity=self.identity, anchor=anchor, quick=self._quick())
             fitted = {f.index: coeffs.select(k) for k, f in enumerate(found)}
         for frame in chunk:
             if frame.index in fitted:

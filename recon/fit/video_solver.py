@@ -5,7 +5,7 @@ It minimises the objective of :func:`facecast.recon.fit.landmark_fit.fit_landmar
 of consecutive frames with the identity frozen,
 
 ``sum_b [landmark term_b + expression_prior * sum(w ex_b)] + temporal_weight * sum_b |x_b - x_{b-1}|_s^2``
-(``w`` 1 but on the :class:`FastChannels`, the blinks; ``s`` the per-parameter weights)
+(``w`` 1 but on the :class:`QuickChannels`, the blinks; ``s`` the per-parameter weights)
 
 with ``x = (rotation axis-angle, translation / 10, expression)`` and ``x_{-1}`` the frame before
 the chunk (:class:`~facecast.recon.fit.landmark_fit.TemporalAnchor`), with the second-order steps
@@ -16,11 +16,9 @@ term couples neighbouring frames, so each iteration solves one banded system ove
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, TemporalAnchor, threads
+from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, QuickChannels, TemporalAnchor, threads
 from facecast.recon.fit.levenberg_marquardt import (
     N_POSE,
     SolverConfig,
@@ -39,26 +37,15 @@ from facecast.recon.model.geometry import axis_angle_to_matrix, matrix_to_axis_a
 _TEMPORAL_SCALE = (1.0, 1.0, 1.0, 0.01, 0.01, 0.01)
 
 
-@dataclass(frozen=True)
-class FastChannels:
-    """Expression channels that move in a few frames (blinks): their expression prior is ``prior``
-    times, and their frame-to-frame term ``temporal`` times, the other channels'. ``indices``: into
-    the model's 53 expression channels."""
-
-    indices: tuple[int, ...] = ()
-    prior: float = 1.0
-    temporal: float = 1.0
-
-
 def solve_chunk(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, identity: torch.Tensor,
                 config: FitConfig, temporal_weight: float, anchor: TemporalAnchor | None = None,
-                solver: SolverConfig = SolverConfig(iterations=10), fast: FastChannels = FastChannels()
+                solver: SolverConfig = SolverConfig(iterations=10), quick: QuickChannels = QuickChannels()
                 ) -> FaceCoeffs:
     """Fit pose and expression of B consecutive frames of one face with ``identity (1, 100)`` fixed.
 
     target: ``(B, N, 2)`` renderer pixels with weights; init: ``FaceCoeffs`` of B frames (the warm
-    start; its camera is kept); anchor: the frame before the chunk, or ``None``; fast: channels
-    held more loosely (:class:`FastChannels`).
+    start; its camera is kept); anchor: the frame before the chunk, or ``None``; quick: channels
+    held more loosely (:class:`QuickChannels`).
     Returns detached :class:`FaceCoeffs` with ``identity`` on every frame.
     """
     batch = target.points.shape[0]
@@ -67,12 +54,12 @@ def solve_chunk(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeff
     if identity.shape != (1, 100):
         raise ValueError(f"identity must have shape (1, 100), got {tuple(identity.shape)}")
     with threads(1), torch.no_grad():
-        return _solve(sparse, target, init, identity, config, temporal_weight, anchor, solver, fast)
+        return _solve(sparse, target, init, identity, config, temporal_weight, anchor, solver, quick)
 
 
 def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, identity: torch.Tensor,
            config: FitConfig, weight_t: float, anchor: TemporalAnchor | None, solver: SolverConfig,
-           fast: FastChannels) -> FaceCoeffs:
+           quick: QuickChannels) -> FaceCoeffs:
     dtype, out_dtype = torch.float64, init.expression.dtype
     batch = target.points.shape[0]
     base, basis = sparse.point_basis(dtype)
@@ -83,10 +70,10 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
                        init.focal.to(dtype), init.principal.to(dtype), n_identity=0)
     n_params = N_POSE + 53
     scale = torch.tensor(_TEMPORAL_SCALE + (1.0,) * 53, dtype=dtype)
-    extra_prior = torch.zeros(53, dtype=dtype)  # the fast channels' prior, less the shared one
-    for k in fast.indices:
-        scale[N_POSE + k] = fast.temporal
-        extra_prior[k] = config.expression_prior * (fast.prior - 1.0)
+    extra_prior = torch.zeros(53, dtype=dtype)  # the quick channels' prior, less the shared one
+    for k in quick.indices:
+        scale[N_POSE + k] = quick.temporal
+        extra_prior[k] = config.expression_prior * (quick.prior - 1.0)
     head = None
     if anchor is not None:
         head = torch.cat([anchor.rotation, anchor.translation, anchor.expression], 1).to(dtype)
