@@ -169,14 +169,18 @@ class QuickChannels:
     prior: float = 1.0
     temporal: float = 1.0
 
+    def prior_weights(self, like: torch.Tensor) -> torch.Tensor:
+        """``(53,)`` per-channel multipliers of the expression prior (dtype and device of ``like``)."""
+        return self._weights(self.prior, like)
 
-def _channel_weights(indices: tuple[int, ...], value: float, like: torch.Tensor) -> torch.Tensor | None:
-    """``(53,)`` ones but ``value`` at ``indices``; ``None`` when there are none (all ones)."""
-    if not indices:
-        return None
-    weights = torch.ones(like.shape[-1], dtype=like.dtype, device=like.device)
-    weights[list(indices)] = value
-    return weights
+    def temporal_weights(self, like: torch.Tensor) -> torch.Tensor:
+        """``(53,)`` per-channel multipliers of the expression's frame-to-frame term."""
+        return self._weights(self.temporal, like)
+
+    def _weights(self, value: float, like: torch.Tensor) -> torch.Tensor:
+        weights = torch.ones(like.shape[-1], dtype=like.dtype, device=like.device)
+        weights[list(self.indices)] = value
+        return weights
 
 
 def temporal_loss(state: FitState, anchor: TemporalAnchor | None,
@@ -278,8 +282,7 @@ def _fit(sparse: SparseLandmarks, target: LandmarkTarget, config: FitConfig, ini
          identity: torch.Tensor | None, anchor: TemporalAnchor | None, quick: QuickChannels) -> FaceCoeffs:
     state, focal, principal = _initial_state(sparse, target, config, init, identity)
     delta = config.huber_delta
-    prior_weight = _channel_weights(quick.indices, quick.prior, state.expression)
-    temporal_weight = _channel_weights(quick.indices, quick.temporal, state.expression)
+    prior_weight, temporal_weight = quick.prior_weights(state.expression), quick.temporal_weights(state.expression)
 
     def rigid_loss() -> torch.Tensor:
         return landmark_loss(sparse, state, target, focal, principal, delta).sum()
@@ -289,8 +292,8 @@ def _fit(sparse: SparseLandmarks, target: LandmarkTarget, config: FitConfig, ini
 
     def full_loss() -> torch.Tensor:
         data = landmark_loss(sparse, state, target, focal, principal, delta).sum()
-        expression = state.expression.abs() if prior_weight is None else state.expression.abs() * prior_weight
-        prior = config.identity_prior * (state.identity ** 2).sum() + config.expression_prior * expression.sum()
+        prior = (config.identity_prior * (state.identity ** 2).sum()
+                 + config.expression_prior * (state.expression.abs() * prior_weight).sum())
         if config.temporal_weight > 0:
             prior = prior + config.temporal_weight * temporal_loss(state, anchor, temporal_weight)
         return data + prior

@@ -166,8 +166,9 @@ class TextureBaker:
 
     def bake_layers(self, coeffs: FaceCoeffs, image: np.ndarray, hidden: np.ndarray | None = None) -> BakedTexture:
         """Like :meth:`bake`, with the seen weights and the skin tone (see the module docstring);
-        ``hidden`` ``(H, W)`` bool: pixels of ``image`` that show something in front of the face
-        (hands, :class:`~facecast.recon.landmarks.hands.HandDetector`), not taken from the photo."""
+        ``hidden`` ``(H, W)`` bool: pixels of ``image`` not to take from the photo (hands in front of
+        the face, :class:`~facecast.recon.landmarks.hands.HandDetector`; the background,
+        :class:`~facecast.recon.landmarks.person.PersonSegmenter`)."""
         if hidden is not None and hidden.shape != image.shape[:2]:
             raise ValueError(f"hidden must be {image.shape[:2]} like the image, got {hidden.shape}")
         if coeffs.batch_size != 1:

@@ -138,14 +138,12 @@ class VideoTracker:
         self.gaps: list[int] = []
         self._last: FaceCoeffs | None = None
         self._leading: list[FrameLandmarks] = []
-
-    def _quick(self) -> QuickChannels:
-        names = list(self.sparse.model.expression_names)
-        unknown = [n for n in self.config.quick_channels if n not in names]
+        names = list(sparse.model.expression_names)
+        unknown = [n for n in config.quick_channels if n not in names]
         if unknown:
             raise ValueError(f"quick_channels names no expression channel of the model: {unknown}")
-        return QuickChannels(tuple(names.index(n) for n in self.config.quick_channels), self.config.quick_prior,
-                            self.config.quick_temporal)
+        self._quick = QuickChannels(tuple(names.index(n) for n in config.quick_channels), config.quick_prior,
+                                    config.quick_temporal)
 
     def _fit_chunk(self, chunk: list[FrameLandmarks]) -> Iterator[TrackedFrame]:
         found = [f for f in chunk if f.points is not None]
@@ -165,17 +163,17 @@ class VideoTracker:
                     init = fit_landmarks(self.sparse, target, replace(fit, steps=0), identity=self.identity)
                 solver = SolverConfig(iterations=self.config.solver_iterations)
                 coeffs = solve_chunk(self.sparse, target, init, self.identity.to(dtype), fit,
-                                     self.config.temporal_weight, anchor, solver, self._quick())
+                                     self.config.temporal_weight, anchor, solver, self._quick)
             elif self.config.mode == "accurate":
                 coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
-                                       init=init, identity=self.identity, anchor=anchor, quick=self._quick())
+                                       init=init, identity=self.identity, anchor=anchor, quick=self._quick)
             else:
                 coeffs = regress_frames(self.regressor, found, dtype)
                 coeffs = replace(coeffs, identity=self.identity.expand(len(found), -1).clone())
                 if self.config.mode == "refine":
                     fit = replace(fit, warm_steps=self.config.refine_steps)
                     coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
-                                           init=coeffs, identity=self.identity, anchor=anchor, quick=self._quick())
+                                           init=coeffs, identity=self.identity, anchor=anchor, quick=self._quick)
             fitted = {f.index: coeffs.select(k) for k, f in enumerate(found)}
         for frame in chunk:
             if frame.index in fitted:

@@ -69,11 +69,9 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
                        weight / weight.sum(1, keepdim=True).clamp_min(1e-12), target.scale().to(dtype),
                        init.focal.to(dtype), init.principal.to(dtype), n_identity=0)
     n_params = N_POSE + 53
-    scale = torch.tensor(_TEMPORAL_SCALE + (1.0,) * 53, dtype=dtype)
-    extra_prior = torch.zeros(53, dtype=dtype)  # the quick channels' prior, less the shared one
-    for k in quick.indices:
-        scale[N_POSE + k] = quick.temporal
-        extra_prior[k] = config.expression_prior * (quick.prior - 1.0)
+    like = torch.zeros(53, dtype=dtype)
+    scale = torch.cat([torch.tensor(_TEMPORAL_SCALE, dtype=dtype), quick.temporal_weights(like)])
+    extra_prior = config.expression_prior * (quick.prior_weights(like) - 1.0)  # on top of the shared prior
     head = None
     if anchor is not None:
         head = torch.cat([anchor.rotation, anchor.translation, anchor.expression], 1).to(dtype)
