@@ -205,6 +205,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--temporal-weight", type=float, default=None, help="override TrackConfig.temporal_weight")
     parser.add_argument("--expression-prior", type=float, default=None, help="override the tracker's expression prior")
+    parser.add_argument("--regressor", type=Path, default=None, help="fast / refine weights (default: the shipped)")
+    parser.add_argument("--clip-dir", type=Path, default=None,
+                        help="keep the rendered clips here and reuse them on the next run (same --clips/--frames)")
     args = parser.parse_args()
 
     from facecast.pipelines.commands.track import TrackJobConfig
@@ -222,10 +225,13 @@ def main() -> None:
     clips = [script(names, channels, k, args.frames) for k in range(args.clips)]
     report = {"clips": args.clips, "frames": args.frames, "modes": {}}
     with tempfile.TemporaryDirectory() as tmp:
+        folder = args.clip_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         videos = []
         for k, (clip, background) in enumerate(zip(clips, backgrounds(args.clips, renderer.scene.size))):
-            videos.append(Path(tmp) / f"clip{k:02d}.mp4")
-            write_clip(videos[-1], render_clip(renderer, clip, background), FPS)
+            videos.append(folder / f"clip{k:02d}_{args.frames}.mp4")
+            if not videos[-1].is_file():
+                write_clip(videos[-1], render_clip(renderer, clip, background), FPS)
         print(f"rendered {args.clips} clips in {time.perf_counter() - start:.0f} s", flush=True)
         for mode in args.modes.split(","):
             began = time.perf_counter()
@@ -234,7 +240,7 @@ def main() -> None:
                 tracking = replace(tracking, temporal_weight=args.temporal_weight)
             if args.expression_prior is not None:
                 tracking = replace(tracking, fit=replace(tracking.fit, expression_prior=args.expression_prior))
-            job = TrackJobConfig(tracking=tracking, preview=False)
+            job = TrackJobConfig(tracking=tracking, preview=False, regressor=args.regressor)
             tracked = [track_driver(v, model, job) for v in videos]
             seconds = time.perf_counter() - began
             figures = score(names, channels, clips, tracked)

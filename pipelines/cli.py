@@ -266,6 +266,54 @@ def label(
 
 @app.command()
 @user_errors
+def pool(
+    directory: Annotated[Path, typer.Argument(help="Pool folder to build, or to resume (same options).")],
+    photos: Annotated[list[Path] | None, typer.Argument(help="Photos: their faces texture the renders, "
+                                                             "the photos themselves are the backgrounds.")] = None,
+    faces: Annotated[int, typer.Option(help="Faces to draw (~70 ms each per worker on a CPU core; "
+                                            "32768 take ~20 min with 2 workers).")] = 32768,
+    seed: Annotated[int, typer.Option(help="Seed of the pool (shard k depends on (seed, k) only).")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes rendering shards (one CPU core each).")] = 1,
+    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+) -> None:
+    """Render the image branch's synthetic training pool (crops seen through MediaPipe, with their truth).
+
+    Random ICT heads (identity, every ARKit channel, pose, tinted SH light, a texture baked
+    from one of the photos) over parts of the photos, blurred, noisy and JPEG-compressed,
+    then MediaPipe on the render: the crops and landmarks are the detector's, as at
+    inference. Shards are written one file each; run the command again to resume.
+    """
+    from facecast.pipelines.commands.pool import build_pool
+    from facecast.recon.learn.render_pool import PoolConfig
+
+    try:
+        config = PoolConfig(faces=faces, seed=seed)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    summary = build_pool(directory, list(photos or []), config, workers, assets, log=typer.echo)
+    typer.echo(f"pool {summary.directory}: {summary.kept} faces kept of {summary.drawn} drawn "
+               f"({summary.textures} textures; {summary.rendered} shards rendered in {summary.seconds:.0f} s)")
+
+
+@app.command()
+@user_errors
+def crops(
+    inputs: Annotated[list[Path], typer.Argument(help="Photos and/or videos of real faces.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Real face crops to write (.npz).")],
+    every: Annotated[int, typer.Option(help="Videos: take every N-th frame.")] = 5,
+    max_frames: Annotated[int | None, typer.Option(help="Videos: read at most this many frames each.")] = None,
+) -> None:
+    """Crop the largest face of real photos and video frames (unlabelled), as the regressor sees them.
+
+    The file is the domain critic's real side in training ("real_crops" in the config).
+    """
+    from facecast.pipelines.commands.pool import collect_crops
+
+    collect_crops(inputs, output, every, max_frames, log=typer.echo)
+
+
+@app.command()
+@user_errors
 def avatar(
     output: Annotated[Path, typer.Option("-o", "--output", help=_OUTPUT_HELP)],
     identity: Annotated[str, typer.Option(help=_IDENTITY_HELP)] = "random",

@@ -47,6 +47,7 @@ from facecast.recon.landmarks.correspondence import SURFACE_SKIN, mediapipe478_m
 from facecast.recon.landmarks.detector import select_faces
 from facecast.recon.landmarks.mediapipe_mesh import MediaPipeDetector
 from facecast.recon.landmarks.sparse import SparseLandmarks
+from facecast.recon.learn.inputs import prepare_inputs
 from facecast.recon.model.coeffs import PIXEL_OFFSET, FaceCoeffs
 from facecast.recon.model.morphable import MorphableModel
 from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS
@@ -115,29 +116,33 @@ def _decoded(video: str | Path, config: TrackJobConfig,
 
 
 def _landmark_stream(frames: Iterator[tuple[Frame, np.ndarray | None, float]], detector: MediaPipeDetector,
-                     config: TrackJobConfig, weight: torch.Tensor, keep: deque,
-                     clock: StageClock) -> Iterator[FrameLandmarks]:
+                     config: TrackJobConfig, weight: torch.Tensor, keep: deque, clock: StageClock,
+                     crops: tuple[int, float] | None = None) -> Iterator[FrameLandmarks]:
     """Detect (tracking mode) and yield :class:`FrameLandmarks`.
+
+    crops: ``(size, crop_scale)`` of an image-branch regressor: each frame carries its face crop.
 
     Appends ``(index, preview image or None, preview scale)`` of every frame to ``keep``
     so the caller can draw the preview when the (lagging) tracker emits that frame.
     """
-    current: list[tuple[int, float, tuple[int, int], float]] = []
+    current: list[tuple[int, float, np.ndarray, float]] = []
 
     def images() -> Iterator[np.ndarray]:
         for frame, small, scale in frames:
             keep.append((frame.index, small, scale))
-            current[:] = [(frame.index, frame.time, frame.rgb.shape[:2], time.perf_counter())]
+            current[:] = [(frame.index, frame.time, frame.rgb, time.perf_counter())]
             yield frame.rgb
 
     for faces in detector.track(images()):
-        index, when, size, handed = current[0]
+        index, when, rgb, handed = current[0]
         clock.add("detect", time.perf_counter() - handed)
-        points = None
+        points = crop = None
         if len(faces) > config.face_index:
             face = select_faces(faces, config.face_index, source=f"frame {index}")[0]
             points = torch.tensor(face.points + PIXEL_OFFSET, dtype=torch.float32)
-        yield FrameLandmarks(index, when, size, points, None if points is None else weight)
+            if crops is not None:  # the image-branch regressor's crop, cut while the frame is at hand
+                crop = prepare_inputs([face], [rgb], *crops).crops[0]
+        yield FrameLandmarks(index, when, rgb.shape[:2], points, None if points is None else weight, crop)
 
 
 class _Outputs:
@@ -313,7 +318,7 @@ def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig, clock
     detector_config = MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))
     with MediaPipeDetector(detector_config) as detector:
         frames = prefetched(_decoded(video, config, clock))
-        stream = _landmark_stream(frames, detector, config, fit.weight, keep, clock)
+        stream = _landmark_stream(frames, detector, config, fit.weight, keep, clock, fit.tracker.crop_geometry)
         tracked_frames = fit.tracker.run(stream)
         if config.tracking.mode == "fast" and config.fast_smoothing:
             from facecast.pipelines.commands.smoothing import smooth_tracked

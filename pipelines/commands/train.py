@@ -75,9 +75,10 @@ def run_training(config_path: Path, output: Path, resume: bool, assets: Path | N
     busy machine).
     """
     from facecast.recon.fit.landmark_fit import threads as torch_threads
+    from facecast.recon.learn.checkpoints import training_metadata
     from facecast.recon.learn.regressor import save_regressor
     from facecast.recon.learn.train_config import load_train_config
-    from facecast.recon.learn.training import train, training_metadata
+    from facecast.recon.learn.training import train
     from facecast.recon.model.morphable import MorphableModel
 
     config = load_train_config(config_path)

@@ -34,13 +34,15 @@ from facecast.recon.model.coeffs import FaceCoeffs
 
 @dataclass
 class FrameLandmarks:
-    """Detector output for one frame: points ``(N, 2)`` pixels and weight ``(N,)``, or None (no face)."""
+    """Detector output for one frame: points ``(N, 2)`` pixels and weight ``(N,)``, or None (no face);
+    crop ``(3, S, S)`` in [0, 1]: the face crop an image-branch regressor needs (else None)."""
 
     index: int
     time: float
     image_size: tuple[int, int]
     points: torch.Tensor | None
     weight: torch.Tensor | None = None
+    crop: torch.Tensor | None = None
 
 
 @dataclass
@@ -118,21 +120,25 @@ def regress_frames(regressor, frames: list[FrameLandmarks], dtype: torch.dtype) 
 
     points = torch.stack([f.points for f in frames]).detach().cpu().double().numpy() - PIXEL_OFFSET
     faces = faces_from_points(points)
-    return regressor.predict(faces, None, [f.image_size for f in frames]).to(dtype)
+    crops = None
+    if regressor.config.image_branch:
+        if any(f.crop is None for f in frames):
+            raise ValueError("this regressor has an image branch: every frame needs its face crop")
+        crops = torch.stack([f.crop for f in frames])
+    return regressor.predict(faces, None, [f.image_size for f in frames], crops=crops).to(dtype)
 
 
 class VideoTracker:
     """Streams :class:`TrackedFrame` results for a stream of :class:`FrameLandmarks`.
 
-    regressor: a landmark-only :class:`~facecast.recon.learn.regressor.Regressor`, needed by
-    the ``fast`` and ``refine`` modes.
+    regressor: a :class:`~facecast.recon.learn.regressor.Regressor`, needed by the ``fast`` and
+    ``refine`` modes; with an image branch, every frame with a face must carry its crop
+    (:attr:`crop_geometry` says which).
     """
 
     def __init__(self, sparse: SparseLandmarks, config: TrackConfig = TrackConfig(), regressor=None):
         if config.mode != "accurate" and regressor is None:
             raise ValueError(f"mode {config.mode!r} needs a regressor")
-        if regressor is not None and regressor.config.image_branch:
-            raise ValueError("the tracker's regressor must be landmark-only (image_branch False)")
         self.sparse, self.config, self.regressor = sparse, config, regressor
         self.identity: torch.Tensor | None = None
         self.gaps: list[int] = []
@@ -144,6 +150,14 @@ class VideoTracker:
             raise ValueError(f"quick_channels names no expression channel of the model: {unknown}")
         self._quick = QuickChannels(tuple(names.index(n) for n in config.quick_channels), config.quick_prior,
                                     config.quick_temporal)
+
+    @property
+    def crop_geometry(self) -> tuple[int, float] | None:
+        """``(crop size, crop scale)`` the frames' crops must have, or None when no crop is used."""
+        r = self.regressor
+        if r is None or self.config.mode == "accurate" or not r.config.image_branch:
+            return None
+        return r.config.crop_size, r.config.crop_scale
 
     def _fit_chunk(self, chunk: list[FrameLandmarks]) -> Iterator[TrackedFrame]:
         found = [f for f in chunk if f.points is not None]

@@ -5,6 +5,9 @@
   an implausible expression cannot hide behind a typical identity. "Real" samples come
   from a prior (:class:`PriorCoefficients`) or from coefficients fitted to real photos
   (:class:`FittedCoefficients`, a file).
+- :class:`DomainCritic`: are the regressor's crop features ``(B, F)`` those of a real
+  face crop or of a rendered one? The generator is pushed to make rendered crops'
+  features look real (domain-adversarial), so what it learns on renders holds on photos.
 - :class:`PatchCritic` (PatchGAN): is a rendered-and-composited crop ``(B, 3, S, S)``
   indistinguishable from the photo crop, patch by patch?
 
@@ -56,6 +59,20 @@ class CoefficientCritic(nn.Module):
                              f"got {tuple(identity.shape)}")
         both = torch.cat([expression, identity], dim=1)
         return torch.cat([self.expression(expression), self.identity(identity), self.joint(both)], dim=1)
+
+
+class DomainCritic(nn.Module):
+    """Crop features ``(B, F)`` -> scores ``(B, 1)`` (high: real photo, low: render)."""
+
+    def __init__(self, features: int, hidden: int = 128, layers: int = 2) -> None:
+        super().__init__()
+        self.features = features
+        self.body = _sn_mlp(features, hidden, layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.ndim != 2 or features.shape[1] != self.features:
+            raise ValueError(f"features must have shape (B, {self.features}), got {tuple(features.shape)}")
+        return self.body(features)
 
 
 class PatchCritic(nn.Module):

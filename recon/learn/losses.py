@@ -37,7 +37,8 @@ class LossWeights:
     identity / expression / pose: the supervised terms (mean squared errors of identity,
     expression, and of rotation_local + position + log_depth). landmark: robust 2D
     landmark error in face sizes. prior: ``mean(identity^2) + mean(expression)``.
-    adversarial: coefficient critic. image_adversarial: patch critic on rendered crops
+    adversarial: coefficient critic. domain: domain critic on the crop features
+    (synthetic vs real crops; needs a render pool and real crops). image_adversarial: patch critic on rendered crops
     (needs rendering, like photometric). photometric: render-vs-crop L1.
 
     expression 40 (not 10): in a 2,000-step landmark-branch CPU run it took the held-out
@@ -50,6 +51,7 @@ class LossWeights:
     landmark: float = 10.0
     prior: float = 0.01
     adversarial: float = 0.01
+    domain: float = 0.0
     image_adversarial: float = 0.0
     photometric: float = 0.0
 

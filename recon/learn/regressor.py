@@ -209,6 +209,10 @@ class Regressor(nn.Module):
     def forward(self, crops: torch.Tensor | None, landmarks: torch.Tensor) -> torch.Tensor:
         """crops ``(B, 3, S, S)`` RGB in [0, 1] (``None`` without an image branch), landmarks
         ``(B, 478, 2)`` -> flat parameters ``(B, P)`` (:data:`OUTPUT_LAYOUT`)."""
+        return self.decode(self.encode(crops, landmarks))
+
+    def encode(self, crops: torch.Tensor | None, landmarks: torch.Tensor) -> list[torch.Tensor]:
+        """Branch features ``[(B, F) crop][, (B, F) landmarks]`` (inputs as :meth:`forward`)."""
         self._check(crops, landmarks)
         parts = []
         if self.crop_encoder is not None:
@@ -216,6 +220,10 @@ class Regressor(nn.Module):
         if self.landmark_encoder is not None:
             flat = landmarks.reshape(landmarks.shape[0], -1)
             parts.append(self.landmark_encoder((flat - self.landmark_mean) @ self.landmark_basis))
+        return parts
+
+    def decode(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`encode` features -> flat parameters ``(B, P)``."""
         raw = self.head(self.fuse(torch.cat(parts, dim=1)))
         light_start = self.config.output_size - 3 * self.config.albedo_regions - 27
         identity = raw[:, :N_IDENTITY]
@@ -273,7 +281,7 @@ class Regressor(nn.Module):
 
     @torch.no_grad()
     def predict(self, faces: list, images: list[np.ndarray] | None,
-                sizes: list[tuple[int, int]] | None = None) -> FaceCoeffs:
+                sizes: list[tuple[int, int]] | None = None, crops: torch.Tensor | None = None) -> FaceCoeffs:
         """:class:`FaceCoeffs` of B faces, one per image, in one batch.
 
         faces: :class:`~facecast.recon.landmarks.detector.DetectedFace` with ``mediapipe478`` points
@@ -281,9 +289,14 @@ class Regressor(nn.Module):
         were found in (sizes may differ). The coefficients use the fitter's camera
         (:func:`facecast.recon.fit.landmark_fit.default_camera`), so they can warm-start
         :func:`facecast.recon.fit.landmark_fit.fit_landmarks` (``init=``) for the refine path.
-        A landmark-only regressor needs no images: ``images=None`` with ``sizes`` (H, W).
+        A landmark-only regressor needs no images: ``images=None`` with ``sizes`` (H, W); nor
+        does one given the faces' ``crops`` ``(B, 3, S, S)`` (cut from the images by :meth:`prepare`).
         """
-        return self.regress(self.prepare(faces, images, sizes)).detach()
+        if crops is None:
+            return self.regress(self.prepare(faces, images, sizes)).detach()
+        c = self.config
+        inputs = prepare_inputs(faces, images, c.crop_size, c.crop_scale, with_crops=False, sizes=sizes)
+        return self.regress(RegressorInputs(crops, inputs.landmarks, inputs.frame)).detach()
 
 
 def save_regressor(regressor: Regressor, path: str | Path, metadata: dict[str, str] | None = None) -> Path:

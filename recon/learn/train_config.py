@@ -60,6 +60,9 @@ class TrainConfig:
     pseudo_labels: str | None = None
     pseudo_fraction: float = 0.5
     init_weights: str | None = None
+    render_pool: str | None = None
+    real_crops: str | None = None
+    augment: float = 0.2
     weights: LossWeights = field(default_factory=LossWeights)
     regressor: RegressorConfig = field(default_factory=RegressorConfig)
     data: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -76,12 +79,20 @@ class TrainConfig:
             raise TrainConfigError(f"pseudo_fraction must be in (0, 1), got {self.pseudo_fraction}")
         if self.pseudo_labels is not None and self.regressor.image_branch:
             raise TrainConfigError("pseudo_labels hold landmarks only: use them with regressor.image_branch false")
+        if self.weights.domain > 0 and (self.render_pool is None or self.real_crops is None
+                                        or not self.regressor.image_branch):
+            raise TrainConfigError("weights.domain needs render_pool, real_crops and regressor.image_branch")
+        if self.render_pool is not None and self.pseudo_labels is not None:
+            raise TrainConfigError("render_pool and pseudo_labels cannot be mixed (pseudo-labels have no crops)")
+        if not 0 <= self.augment < 1:
+            raise TrainConfigError(f"augment must be in [0, 1), got {self.augment}")
 
     @property
     def needs_renders(self) -> bool:
-        """True when crops must be rendered (image branch, photometric or image-critic terms)."""
+        """True when crops must be rendered here (image branch without a pool, photometric or image-critic terms)."""
         w = self.weights
-        return self.regressor.image_branch or w.photometric > 0 or w.image_adversarial > 0
+        return ((self.regressor.image_branch and self.render_pool is None) or w.photometric > 0
+                or w.image_adversarial > 0)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -20,19 +20,19 @@ weights file (:func:`facecast.recon.learn.regressor.save_regressor`).
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from facecast.recon.landmarks.sparse import SparseLandmarks
+from facecast.recon.learn.checkpoints import load_checkpoint, save_checkpoint, start_from
 from facecast.recon.learn.critics import (
     CoefficientCritic,
+    DomainCritic,
     FittedCoefficients,
     PatchCritic,
     PriorCoefficients,
@@ -64,7 +64,9 @@ class StepStats:
     adversarial: float
     image_adversarial: float
     photometric: float
+    domain: float
     critic: float
+    domain_critic: float
     lr: float
     seconds: float
 
@@ -73,7 +75,8 @@ class StepStats:
                 f"(id {self.identity:.4f} expr {self.expression:.4f} pose {self.pose:.4f})  "
                 f"lmk {self.landmark:.4f}  prior {self.prior:.4f}  adv_g {self.adversarial:+.4f}  "
                 f"img_adv_g {self.image_adversarial:+.4f}  photo {self.photometric:.4f}  "
-                f"critic {self.critic:.4f}  lr {self.lr:.2e}  {self.seconds:.3f} s/step")
+                f"dom_g {self.domain:+.4f}  critic {self.critic:.4f}  dom_critic {self.domain_critic:.4f}  "
+                f"lr {self.lr:.2e}  {self.seconds:.3f} s/step")
 
 
 @dataclass
@@ -95,9 +98,10 @@ class Trainer:
         w = config.weights
         self.critic = CoefficientCritic() if w.adversarial > 0 else None
         self.patch = PatchCritic() if w.image_adversarial > 0 else None
+        self.domain = DomainCritic(config.regressor.features) if w.domain > 0 else None
         self.g_opt = torch.optim.Adam(self.regressor.parameters(), lr=config.lr)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.g_opt, config.steps, eta_min=config.lr * 0.05)
-        critics = [p for c in (self.critic, self.patch) if c is not None for p in c.parameters()]
+        critics = [p for c in (self.critic, self.patch, self.domain) if c is not None for p in c.parameters()]
         self.d_opt = torch.optim.Adam(critics, lr=config.critic_lr, betas=(0.5, 0.999)) if critics else None
         self.sparse = SparseLandmarks.build(model, mapping)
         self.photometric = PhotometricTerm(model) if w.photometric > 0 or w.image_adversarial > 0 else None
@@ -115,11 +119,16 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(config.seed + 1)
         self.real_gen = torch.Generator().manual_seed(config.seed + 2)
         self.real = real_samples(config)
+        self.pool, self.real_crops = rendered_pool(config)
         if r.landmark_branch and config.init_weights is None:  # init weights bring their whitening
-            whitening = self.data.sample(WHITENING_FACES, torch.Generator().manual_seed(config.seed + 4), render=False)
-            self.regressor.fit_landmark_whitening(whitening.inputs.landmarks)
-        self.pool = (self.data.sample(config.pool_size, torch.Generator().manual_seed(config.seed + 3))
-                     if config.pool_size else None)
+            if self.pool is not None and self.pool.batch_size >= WHITENING_FACES // 4:  # the detector's points
+                self.regressor.fit_landmark_whitening(self.pool.inputs.landmarks)
+            else:
+                whitening = self.data.sample(WHITENING_FACES, torch.Generator().manual_seed(config.seed + 4),
+                                             render=False)
+                self.regressor.fit_landmark_whitening(whitening.inputs.landmarks)
+        if self.pool is None and config.pool_size:
+            self.pool = self.data.sample(config.pool_size, torch.Generator().manual_seed(config.seed + 3))
         self.pseudo = pseudo_batch(config)
         if config.init_weights is not None:
             start_from(self.regressor, config.init_weights)
@@ -142,7 +151,16 @@ class Trainer:
             rows = torch.randperm(size, generator=self.data_gen)[:count]
         else:
             rows = torch.randint(0, size, (count,), generator=self.data_gen)
-        return self.pool.select(rows)
+        batch = self.pool.select(rows)
+        a = self.config.augment
+        if a and self.config.render_pool is not None:  # brightness / contrast jitter of the rendered crops
+            crops = batch.inputs.crops
+            gain = 1 + a * (2 * torch.rand(count, 1, 1, 1, generator=self.data_gen) - 1)
+            shift = a * 0.25 * (2 * torch.rand(count, 3, 1, 1, generator=self.data_gen) - 1)
+            mean = crops.mean(dim=(1, 2, 3), keepdim=True)
+            crops = ((crops - mean) * gain + mean + shift).clamp(0, 1)
+            batch = TrainBatch(batch.truth, replace(batch.inputs, crops=crops), batch.points)
+        return batch
 
     def train_step(self) -> StepStats:
         """One generator step and (when adversarial) one critic step."""
@@ -150,7 +168,8 @@ class Trainer:
         w, batch = self.config.weights, self.batch()
         self.regressor.train()
         inputs = batch.inputs
-        output = self.regressor.split(self.regressor(inputs.crops, inputs.landmarks))
+        features = self.regressor.encode(inputs.crops, inputs.landmarks)
+        output = self.regressor.split(self.regressor.decode(features))
         coeffs = coeffs_from_output(output, inputs, self.config.regressor)
         zero = coeffs.identity.new_zeros(())
         parts = supervised_loss(output, batch.truth, PoseTargets.from_truth(batch.truth, inputs.frame,
@@ -165,8 +184,9 @@ class Trainer:
             photo = self.photometric.loss(rendered, inputs.crops)
             composite = rendered.image.permute(0, 3, 1, 2)
             img_adv = generator_hinge_loss(self.patch(composite)) if self.patch else zero
+        dom = generator_hinge_loss(self.domain(features[0])) if self.domain else zero
         total = (sup + w.landmark * lmk + w.prior * prior + w.adversarial * adv
-                 + w.image_adversarial * img_adv + w.photometric * photo)
+                 + w.image_adversarial * img_adv + w.photometric * photo + w.domain * dom)
         self.g_opt.zero_grad(set_to_none=True)
         total.backward()
         self.g_opt.step()
@@ -174,13 +194,26 @@ class Trainer:
         self.schedule.step()
         critic = self._critic_step(coeffs.expression.detach(), coeffs.identity.detach(), inputs.crops,
                                    None if composite is None else composite.detach())
+        domain_critic = self._domain_step(features[0].detach()) if self.domain else 0.0
         self.step += 1
         values = [float(v.detach()) for v in (total, sup, parts.identity, parts.expression, parts.pose, lmk, prior,
-                                               adv, img_adv, photo)]
-        return StepStats(self.step, *values, critic, lr, time.perf_counter() - start)
+                                               adv, img_adv, photo, dom)]
+        return StepStats(self.step, *values, critic, domain_critic, lr, time.perf_counter() - start)
+
+    def _domain_step(self, synthetic: torch.Tensor) -> float:
+        """One step of the domain critic: real crops' features (no gradient to the regressor) vs rendered ones."""
+        real = self.real_crops
+        rows = torch.randint(0, len(real), (synthetic.shape[0],), generator=self.real_gen)
+        with torch.no_grad():
+            real_features = self.regressor.encode(real.crops[rows], real.landmarks[rows])[0]
+        loss = critic_hinge_loss(self.domain(real_features), self.domain(synthetic))
+        self.d_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_opt.step()
+        return float(loss.detach())
 
     def _critic_step(self, expression, identity, crops, composite) -> float:
-        if self.d_opt is None:
+        if self.critic is None and self.patch is None:
             return 0.0
         loss = expression.new_zeros(())
         if self.critic is not None:
@@ -201,6 +234,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "critic": self.critic.state_dict() if self.critic else {},
             "patch": self.patch.state_dict() if self.patch else {},
+            "domain": self.domain.state_dict() if self.domain else {},
             "d_opt": self.d_opt.state_dict() if self.d_opt else {},
             "data_gen": self.data_gen.get_state(), "real_gen": self.real_gen.get_state(),
         }
@@ -218,7 +252,8 @@ class Trainer:
         self.regressor.load_state_dict(state["regressor"])
         self.g_opt.load_state_dict(state["g_opt"])
         self.schedule.load_state_dict(state["schedule"])
-        for name, part in (("critic", self.critic), ("patch", self.patch), ("d_opt", self.d_opt)):
+        for name, part in (("critic", self.critic), ("patch", self.patch), ("domain", self.domain),
+                           ("d_opt", self.d_opt)):
             if part is not None:
                 part.load_state_dict(state[name])
         self.data_gen.set_state(state["data_gen"])
@@ -236,6 +271,19 @@ def real_samples(config: TrainConfig) -> FittedCoefficients | PriorCoefficients:
         raise TrainConfigError(f"real_coefficients: {exc}") from None
 
 
+def rendered_pool(config: TrainConfig):
+    """The configured render pool as one :class:`TrainBatch` and the real crops (each ``None`` when unset)."""
+    from facecast.recon.learn.pool_files import PoolError, RealCrops, load_pool
+
+    r = config.regressor
+    try:
+        pool = None if config.render_pool is None else load_pool(config.render_pool, r.crop_size, r.crop_scale)[0]
+        real = None if config.real_crops is None else RealCrops.load(config.real_crops, r.crop_size)
+    except PoolError as exc:
+        raise TrainConfigError(str(exc)) from None
+    return pool, real
+
+
 def pseudo_batch(config: TrainConfig) -> TrainBatch | None:
     """The configured pseudo-labels as one landmark-only batch (``None`` without them)."""
     if config.pseudo_labels is None:
@@ -248,35 +296,6 @@ def pseudo_batch(config: TrainConfig) -> TrainBatch | None:
         raise TrainConfigError(f"pseudo_labels: {exc}") from None
     r = config.regressor
     return labels.training_batch(r.crop_size, r.crop_scale, r.focal_factor)
-
-
-def start_from(regressor: Regressor, path: str | Path) -> None:
-    """Load the weights of ``path`` into ``regressor`` (:class:`TrainConfigError` if they do not fit)."""
-    from facecast.recon.learn.regressor import WeightsError, load_regressor
-
-    try:
-        start = load_regressor(path)
-    except (WeightsError, OSError, ValueError) as exc:
-        raise TrainConfigError(f"init_weights: {exc}") from None
-    if start.config != regressor.config:
-        raise TrainConfigError(f"init_weights: {path} was trained with another regressor config "
-                               f"({start.config.to_json()})")
-    regressor.load_state_dict(start.state_dict())
-
-
-def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: never a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
-    return path
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint with ``weights_only=True`` (no arbitrary code runs)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
 def train(config: TrainConfig, model: MorphableModel, texture: np.ndarray | None = None, mapping=None,
@@ -311,34 +330,3 @@ def train(config: TrainConfig, model: MorphableModel, texture: np.ndarray | None
     return TrainResult(trainer.regressor.eval(), trainer.step, history)
 
 
-def texture_digest(texture: np.ndarray | None) -> str:
-    """Short sha256 of a texture's pixels (``"none"`` without one)."""
-    if texture is None:
-        return "none"
-    return hashlib.sha256(np.ascontiguousarray(texture).tobytes()).hexdigest()[:16]
-
-
-def training_metadata(config: TrainConfig, result: TrainResult, texture: np.ndarray | None,
-                      texture_source: str) -> dict[str, str]:
-    """Strings for the weights file: what data trained it and how."""
-    data = asdict(config.data)
-    real = config.real_coefficients or "samples of the synthetic prior"
-    pseudo = ""
-    if config.pseudo_labels is not None:
-        from facecast.recon.learn.pseudo_labels import PseudoLabels, describe
-
-        pseudo = (f"; {config.pseudo_fraction:g} of each batch real faces with fitted pseudo-labels: "
-                  f"{describe(PseudoLabels.load(config.pseudo_labels))}")
-    if config.init_weights is not None:
-        pseudo += f"; started from {config.init_weights}"
-    renders = (f"crops rendered with texture {texture_source} (sha256 {texture_digest(texture)})"
-               if config.needs_renders else "no renders (landmark branch only)")
-    last = result.history[-1] if result.history else None
-    return {
-        "trained_on": (f"synthetic ICT Face Model Light faces ({data}); {renders}; critic real samples: {real}; "
-                       f"pool of {config.pool_size or 'fresh'} faces{pseudo}"),
-        "train_config": config.to_json(),
-        "steps": str(result.step),
-        "final_losses": "" if last is None else last.line(config.steps),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }

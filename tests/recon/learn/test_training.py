@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from facecast.recon.learn.checkpoints import load_checkpoint
 from facecast.recon.learn.critics import (
     CoefficientCritic,
     FittedCoefficients,
@@ -22,7 +23,7 @@ from facecast.recon.learn.losses import LossWeights, PoseTargets
 from facecast.recon.learn.regressor import RegressorConfig
 from facecast.recon.learn.train_config import TrainConfig, TrainConfigError, load_train_config, train_config_from_dict
 from facecast.recon.learn.train_data import SyntheticConfig, SyntheticFaces, flat_texture
-from facecast.recon.learn.training import load_checkpoint, train
+from facecast.recon.learn.training import train
 
 TINY = RegressorConfig(crop_size=32, widths=(8, 16, 24, 32), blocks=(1, 1, 1), features=64, landmark_hidden=128)
 
