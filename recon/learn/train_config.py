@@ -63,6 +63,7 @@ class TrainConfig:
     render_pool: str | None = None
     real_crops: str | None = None
     augment: float = 0.2
+    landmark_dropout: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
     regressor: RegressorConfig = field(default_factory=RegressorConfig)
     data: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -84,6 +85,9 @@ class TrainConfig:
             raise TrainConfigError("weights.domain needs render_pool, real_crops and regressor.image_branch")
         if self.render_pool is not None and self.pseudo_labels is not None:
             raise TrainConfigError("render_pool and pseudo_labels cannot be mixed (pseudo-labels have no crops)")
+        if not 0 <= self.landmark_dropout < 1 or (self.landmark_dropout and not self.regressor.image_branch):
+            raise TrainConfigError(f"landmark_dropout must be in [0, 1) and needs the image branch, "
+                                   f"got {self.landmark_dropout}")
         if not 0 <= self.augment < 1:
             raise TrainConfigError(f"augment must be in [0, 1), got {self.augment}")
 

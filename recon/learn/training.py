@@ -169,6 +169,10 @@ class Trainer:
         self.regressor.train()
         inputs = batch.inputs
         features = self.regressor.encode(inputs.crops, inputs.landmarks)
+        drop = self.config.landmark_dropout
+        if drop and len(features) == 2:  # modality dropout: these faces are seen through the crop alone
+            keep = torch.rand(len(features[1]), 1, generator=self.data_gen) >= drop
+            features = [features[0], features[1] * keep]
         output = self.regressor.split(self.regressor.decode(features))
         coeffs = coeffs_from_output(output, inputs, self.config.regressor)
         zero = coeffs.identity.new_zeros(())

@@ -132,6 +132,11 @@ def test_training_on_the_pool_with_the_domain_critic(pool, tmp_path, model, phot
     assert "dom_g" in lines[-1] and "dom_critic" in lines[-1]
     with pytest.raises(TrainConfigError, match="weights.domain needs"):
         TrainConfig(regressor=TINY, render_pool=str(directory), weights=LossWeights(domain=0.1))
+    with pytest.raises(TrainConfigError, match="landmark_dropout"):
+        TrainConfig(regressor=replace(TINY, image_branch=False), landmark_dropout=0.3)
+    dropped = train(replace(config, steps=2, landmark_dropout=0.5, weights=LossWeights()), model, None,
+                    log=lines.append)
+    assert np.isfinite(dropped.history[-1].total)
     with pytest.raises(TrainConfigError, match="32 px crops"):
         train(replace(config, regressor=replace(TINY, crop_size=48)), model, None, log=lines.append)
 
