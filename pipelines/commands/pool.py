@@ -11,6 +11,7 @@ each, so an interrupted build resumes where it stopped (run the same command aga
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,7 +68,20 @@ def bake_textures(model, photos: list[Path], log: Callable[[str], None]) -> tupl
     return np.stack(textures), used
 
 
-def _init_worker(directory: str, assets: str | None) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A daemon thread ending this worker when the process that started it is gone (killed, not joined)."""
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_worker(directory: str, assets: str | None, parent: int) -> None:
     import torch
 
     from facecast.recon.landmarks.mediapipe_mesh import MediaPipeDetector
@@ -77,6 +91,7 @@ def _init_worker(directory: str, assets: str | None) -> None:
     from facecast.recon.learn.synthetic import SyntheticRenderer
     from facecast.recon.model.morphable import MorphableModel
 
+    _exit_with_parent(parent)
     torch.set_num_threads(1)
     manifest = PoolManifest.read(Path(directory))
     model = MorphableModel.load(assets)
@@ -150,9 +165,9 @@ def build_pool(directory: Path, photos: list[Path], config, workers: int = 1, as
         f"with {workers} worker(s)")
     if todo:
         context = get_context("spawn")  # torch and MediaPipe threads do not survive fork
+        initargs = (str(directory), None if assets is None else str(assets), os.getpid())
         with progress_bar("pool", ("{task.fields[kept]}",), enabled=progress) as bar, \
-                ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                    initargs=(str(directory), None if assets is None else str(assets))) as pool:
+                ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
             task = bar.add_task("pool", total=len(todo), kept="")
             kept = drawn = 0
             for _, k, d in pool.map(_render_shard, todo):
