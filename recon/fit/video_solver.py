@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import torch
 
-from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, QuickChannels, TemporalAnchor, threads
+from facecast.recon.fit.landmark_fit import (
+    FitConfig,
+    FitState,
+    LandmarkTarget,
+    QuickChannels,
+    TemporalAnchor,
+    temporal_loss,
+    threads,
+)
 from facecast.recon.fit.levenberg_marquardt import (
     N_POSE,
     SolverConfig,
@@ -70,7 +78,8 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
                        init.focal.to(dtype), init.principal.to(dtype), n_identity=0)
     n_params = N_POSE + 53
     like = torch.zeros(53, dtype=dtype)
-    scale = torch.cat([torch.tensor(_TEMPORAL_SCALE, dtype=dtype), quick.temporal_weights(like)])
+    quick_temporal = quick.temporal_weights(like)
+    scale = torch.cat([torch.tensor(_TEMPORAL_SCALE, dtype=dtype), quick_temporal])
     extra_prior = config.expression_prior * (quick.prior_weights(like) - 1.0)  # on top of the shared prior
     head = None
     if anchor is not None:
@@ -83,8 +92,7 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
             offsets = sparse.mapping.view.camera_offsets(axis_angle, translation)
         points = _posed(problem, rotation, translation, expression, offsets)
         x = torch.cat([axis_angle, translation, expression], 1)
-        sequence = x if head is None else torch.cat([head, x])
-        chain = (((sequence[1:] - sequence[:-1]) ** 2) * scale).sum()  # temporal_loss, per-parameter weights
+        chain = temporal_loss(FitState(axis_angle, translation, identity, expression), anchor, quick_temporal)
         loss = (_objective(problem, config, points, expression).sum() + (expression * extra_prior).sum()
                 + weight_t * chain)
         if not torch.isfinite(loss) or bool((points[..., 2] >= -1e-3).any()):
