@@ -70,7 +70,6 @@ def bake_textures(model, photos: list[Path], log: Callable[[str], None]) -> tupl
 
 def _exit_with_parent(parent: int) -> None:
     """A daemon thread ending this worker when the process that started it is gone (killed, not joined)."""
-    import os
     import threading
 
     def watch() -> None:
@@ -129,9 +128,9 @@ def build_pool(directory: Path, photos: list[Path], config, workers: int = 1, as
     from facecast.recon.learn.pool_files import (
         TEXTURES,
         PoolManifest,
-        load_shard,
         missing_shards,
         save_npz,
+        shard_counts,
         shard_path,
     )
     from facecast.recon.model.morphable import MorphableModel
@@ -173,13 +172,10 @@ def build_pool(directory: Path, photos: list[Path], config, workers: int = 1, as
             for _, k, d in pool.map(_render_shard, todo):
                 kept, drawn = kept + k, drawn + d
                 bar.update(task, advance=1, kept=f"kept {kept}/{drawn}")
-    kept = drawn = 0
-    for k in range(config.shards):
-        shard = load_shard(shard_path(directory, k))
-        kept, drawn = kept + len(shard), drawn + shard.drawn
-    with np.load(directory / TEXTURES) as data:
-        count = len(data["textures"])
-    return PoolSummary(directory, kept, drawn, len(todo), count, time.perf_counter() - start)
+    counts = [shard_counts(shard_path(directory, k)) for k in range(config.shards)]
+    kept, drawn = (sum(c) for c in zip(*counts))
+    texture_count = len(PoolManifest.read(directory).sources["textures"])
+    return PoolSummary(directory, kept, drawn, len(todo), texture_count, time.perf_counter() - start)
 
 
 def collect_crops(inputs: list[Path], output: Path, every: int = 5, max_frames: int | None = None,

@@ -62,7 +62,20 @@ def load_shard(path: Path) -> PoolShard:
             arrays = {k: data[k] for k in _ARRAYS}
             return PoolShard(**arrays, image=int(data["image"]), drawn=int(data["drawn"]))
     except (OSError, KeyError, ValueError) as exc:
-        raise PoolError(f"pool shard {path} is damaged ({exc}); delete it and build the pool again") from None
+        raise _damaged(path, exc) from None
+
+
+def shard_counts(path: Path) -> tuple[int, int]:
+    """``(faces kept, faces drawn)`` of a shard file, read without loading its crops."""
+    try:
+        with np.load(path) as data:
+            return len(data["scale"]), int(data["drawn"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise _damaged(path, exc) from None
+
+
+def _damaged(path: Path, exc: Exception) -> PoolError:
+    return PoolError(f"pool shard {path} is damaged ({exc}); delete it and build the pool again")
 
 
 @dataclass
