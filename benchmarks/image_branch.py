@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from expression_clips import _pearson, angles  # benchmarks/ is sys.path[0]
 
 
 def euler(rotation: np.ndarray) -> np.ndarray:
@@ -33,16 +34,9 @@ def euler(rotation: np.ndarray) -> np.ndarray:
     return zyx[:, ::-1].copy()
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if a.std() < 1e-9 or b.std() < 1e-9:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def evaluate(path: Path, batch, names: list[str]) -> dict:
     from facecast.recon.learn.inputs import RegressorInputs
     from facecast.recon.learn.regressor import load_regressor
-    from facecast.recon.model.geometry import axis_angle_to_matrix
 
     regressor = load_regressor(path).eval()
     inputs = batch.inputs
@@ -58,8 +52,6 @@ def evaluate(path: Path, batch, names: list[str]) -> dict:
     expression = torch.cat([o.expression for o in outputs]).numpy()
     rotation = torch.cat([o.rotation for o in outputs])
     truth = batch.truth.expression.numpy()
-    relative = axis_angle_to_matrix(rotation).transpose(1, 2) @ axis_angle_to_matrix(batch.truth.rotation)
-    cos = ((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
     predicted, true = euler(rotation.numpy()), euler(batch.truth.rotation.numpy())
     slopes = [float(np.polyfit(true[:, k], predicted[:, k], 1)[0]) for k in range(2)]
     active = truth > 0.1
@@ -67,7 +59,7 @@ def evaluate(path: Path, batch, names: list[str]) -> dict:
         "channels": {n: _pearson(expression[:, k], truth[:, k]) for k, n in enumerate(names)},
         "expression_mae": float(np.abs(expression - truth).mean()),
         "expression_mae_active": float(np.abs(expression - truth)[active].mean()),
-        "rotation_error_deg": float(torch.rad2deg(torch.arccos(cos)).mean()),
+        "rotation_error_deg": float(angles(rotation.numpy(), batch.truth.rotation.numpy()).mean()),
         "pitch_slope": slopes[0], "yaw_slope": slopes[1],
         "ms_per_face": 1000 * seconds / batch.batch_size,
     }
