@@ -141,11 +141,14 @@ class FitState:
 
 @dataclass
 class TemporalAnchor:
-    """The frame before a video chunk: its pose and expression ``(1, 3)``, ``(1, 3)``, ``(1, 53)``."""
+    """The frame before a video chunk: its pose and expression ``(1, 3)``, ``(1, 3)``, ``(1, 53)``;
+    ``earlier``: the rotation ``(1, 3)`` of the frame before that one, or None (for the
+    acceleration term of :func:`temporal_loss`)."""
 
     rotation: torch.Tensor
     translation: torch.Tensor
     expression: torch.Tensor
+    earlier: torch.Tensor | None = None
 
 
 def landmark_loss(sparse: SparseLandmarks, state: FitState, target: LandmarkTarget,
@@ -184,9 +187,11 @@ class QuickChannels:
 
 
 def temporal_loss(state: FitState, anchor: TemporalAnchor | None,
-                  expression_weight: torch.Tensor | None = None) -> torch.Tensor:
+                  expression_weight: torch.Tensor | None = None, rotation_acceleration: float = 0.0) -> torch.Tensor:
     """Squared frame-to-frame change of pose (rad, dm) and expression, summed over the chunk;
-    ``expression_weight`` ``(53,)``: per-channel weights of the expression's change (default 1)."""
+    ``expression_weight`` ``(53,)``: per-channel weights of the expression's change (default 1);
+    plus ``rotation_acceleration`` x the squared second difference of the rotation (it damps a pose
+    that jumps and comes back, not a steady turn)."""
     parts = [state.rotation, state.translation / 10.0, state.expression]
     if anchor is not None:
         heads = [anchor.rotation, anchor.translation / 10.0, anchor.expression]
@@ -194,6 +199,11 @@ def temporal_loss(state: FitState, anchor: TemporalAnchor | None,
     steps = [(p[1:] - p[:-1]) ** 2 for p in parts]
     if expression_weight is not None:
         steps[2] = steps[2] * expression_weight
+    if rotation_acceleration:
+        rotation = parts[0]
+        if anchor is not None and anchor.earlier is not None:
+            rotation = torch.cat([anchor.earlier.to(rotation.dtype), rotation])
+        steps.append(rotation_acceleration * (rotation[2:] - 2 * rotation[1:-1] + rotation[:-2]) ** 2)
     return sum(step.sum() for step in steps)
 
 

@@ -84,6 +84,13 @@ class TrackConfig:
     quick_channels: tuple[str, ...] = ("eyeBlinkLeft", "eyeBlinkRight")
     quick_prior: float = 0.1
     quick_temporal: float = 0.02
+    #: accurate mode (Levenberg-Marquardt): the frame-to-frame term's weight on the head rotation's second
+    #: difference (times ``temporal_weight``). Expressions tug the fitted pose (a wink or an open jaw
+    #: turns the head by 2-4 degrees for a frame and back); this damps such a jump and not a steady turn.
+    #: 100 on the 20 synthetic clips of benchmarks/expression_clips.py: largest jump on still-headed
+    #: stretches 5.17 -> 1.64 degrees, mean of the per-clip largest 1.96 -> 0.95 (benchmarks/README.md).
+    #: Not in refine mode: in its 40 Adam steps it made real-video jitter worse (talk1 0.118 -> 0.155 mm)
+    rotation_acceleration: float = 100.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("fast", "refine", "accurate"):
@@ -143,6 +150,7 @@ class VideoTracker:
         self.identity: torch.Tensor | None = None
         self.gaps: list[int] = []
         self._last: FaceCoeffs | None = None
+        self._earlier: torch.Tensor | None = None  # the rotation of the frame before _last
         self._leading: list[FrameLandmarks] = []
         names = list(sparse.model.expression_names)
         unknown = [n for n in config.quick_channels if n not in names]
@@ -170,14 +178,15 @@ class VideoTracker:
             if self._last is not None:
                 init = FaceCoeffs.cat([self._last] * len(found))
                 last = self._last
-                anchor = TemporalAnchor(last.rotation, last.translation, last.expression)
+                anchor = TemporalAnchor(last.rotation, last.translation, last.expression, self._earlier)
             if self.config.mode == "accurate" and self.config.solver == "levenberg_marquardt":
                 target = _cast(_target(found), dtype)
                 if init is None:  # the first chunk: PnP and the rigid stage give the warm start
                     init = fit_landmarks(self.sparse, target, replace(fit, steps=0), identity=self.identity)
                 solver = SolverConfig(iterations=self.config.solver_iterations)
                 coeffs = solve_chunk(self.sparse, target, init, self.identity.to(dtype), fit,
-                                     self.config.temporal_weight, anchor, solver, self._quick)
+                                     self.config.temporal_weight, anchor, solver, self._quick,
+                                     self.config.rotation_acceleration)
             elif self.config.mode == "accurate":
                 coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
                                        init=init, identity=self.identity, anchor=anchor, quick=self._quick)
@@ -191,6 +200,8 @@ class VideoTracker:
             fitted = {f.index: coeffs.select(k) for k, f in enumerate(found)}
         for frame in chunk:
             if frame.index in fitted:
+                if self._last is not None:
+                    self._earlier = self._last.rotation
                 self._last = fitted[frame.index]
                 for early in self._leading:  # leading gaps take the first fitted pose
                     yield TrackedFrame(early.index, early.time, self._last, False)

@@ -47,13 +47,14 @@ _TEMPORAL_SCALE = (1.0, 1.0, 1.0, 0.01, 0.01, 0.01)
 
 def solve_chunk(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, identity: torch.Tensor,
                 config: FitConfig, temporal_weight: float, anchor: TemporalAnchor | None = None,
-                solver: SolverConfig = SolverConfig(iterations=10), quick: QuickChannels = QuickChannels()
-                ) -> FaceCoeffs:
+                solver: SolverConfig = SolverConfig(iterations=10), quick: QuickChannels = QuickChannels(),
+                rotation_acceleration: float = 0.0) -> FaceCoeffs:
     """Fit pose and expression of B consecutive frames of one face with ``identity (1, 100)`` fixed.
 
     target: ``(B, N, 2)`` renderer pixels with weights; init: ``FaceCoeffs`` of B frames (the warm
     start; its camera is kept); anchor: the frame before the chunk, or ``None``; quick: channels
-    held more loosely (:class:`QuickChannels`).
+    held more loosely (:class:`QuickChannels`); rotation_acceleration: the temporal term's weight on
+    the rotation's second difference (:func:`~facecast.recon.fit.landmark_fit.temporal_loss`).
     Returns detached :class:`FaceCoeffs` with ``identity`` on every frame.
     """
     batch = target.points.shape[0]
@@ -62,12 +63,13 @@ def solve_chunk(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeff
     if identity.shape != (1, 100):
         raise ValueError(f"identity must have shape (1, 100), got {tuple(identity.shape)}")
     with threads(1), torch.no_grad():
-        return _solve(sparse, target, init, identity, config, temporal_weight, anchor, solver, quick)
+        return _solve(sparse, target, init, identity, config, temporal_weight, anchor, solver, quick,
+                      rotation_acceleration)
 
 
 def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, identity: torch.Tensor,
            config: FitConfig, weight_t: float, anchor: TemporalAnchor | None, solver: SolverConfig,
-           quick: QuickChannels) -> FaceCoeffs:
+           quick: QuickChannels, acceleration: float) -> FaceCoeffs:
     dtype, out_dtype = torch.float64, init.expression.dtype
     batch = target.points.shape[0]
     base, basis = sparse.point_basis(dtype)
@@ -76,14 +78,11 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
     problem = _Problem(base, basis[..., 100:].contiguous(), target.points.to(dtype),
                        weight / weight.sum(1, keepdim=True).clamp_min(1e-12), target.scale().to(dtype),
                        init.focal.to(dtype), init.principal.to(dtype), n_identity=0)
-    n_params = N_POSE + 53
     like = torch.zeros(53, dtype=dtype)
     quick_temporal = quick.temporal_weights(like)
     scale = torch.cat([torch.tensor(_TEMPORAL_SCALE, dtype=dtype), quick_temporal])
     extra_prior = config.expression_prior * (quick.prior_weights(like) - 1.0)  # on top of the shared prior
-    head = None
-    if anchor is not None:
-        head = torch.cat([anchor.rotation, anchor.translation, anchor.expression], 1).to(dtype)
+    temporal = _Temporal(batch, anchor, scale, weight_t, acceleration, dtype)
 
     def state(rotation: torch.Tensor, translation: torch.Tensor, expression: torch.Tensor):
         axis_angle = matrix_to_axis_angle(rotation)
@@ -92,7 +91,8 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
             offsets = sparse.mapping.view.camera_offsets(axis_angle, translation)
         points = _posed(problem, rotation, translation, expression, offsets)
         x = torch.cat([axis_angle, translation, expression], 1)
-        chain = temporal_loss(FitState(axis_angle, translation, identity, expression), anchor, quick_temporal)
+        chain = temporal_loss(FitState(axis_angle, translation, identity, expression), anchor, quick_temporal,
+                              acceleration)
         loss = (_objective(problem, config, points, expression).sum() + (expression * extra_prior).sum()
                 + weight_t * chain)
         if not torch.isfinite(loss) or bool((points[..., 2] >= -1e-3).any()):
@@ -102,28 +102,12 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
     current = state(axis_angle_to_matrix(init.rotation.to(dtype)), init.translation.to(dtype).clone(),
                     init.expression.to(dtype).clamp(0, 1))
     damping = solver.damping
-    # the temporal term's Hessian: 2 w scale on each frame per neighbour, -2 w scale between neighbours
-    links = torch.ones(batch, dtype=dtype)
-    if head is None:
-        links[0] = 0.0
-    degree = links + torch.cat([links[1:], links.new_zeros(1)])
     for _ in range(solver.iterations):
         rotation, translation, expression, points, x, loss = current
         hessian, gradient = _normal_equations(problem, config, rotation, points, translation, expression)
-        gradient = gradient + torch.cat([gradient.new_zeros(N_POSE), extra_prior])
-        chain = x if head is None else torch.cat([head, x])
-        diff = (chain[1:] - chain[:-1]) * scale  # (B, P) for links into frames 0..B-1 (or 1..B-1)
-        if head is None:
-            diff = torch.cat([diff.new_zeros(1, n_params), diff])
-        grad_t = 2 * weight_t * (diff - torch.cat([diff[1:], diff.new_zeros(1, n_params)]))
-        free = _free_mask(expression, gradient + grad_t, n_identity=0)
-        mask = free.to(dtype)
-        blocks = hessian + torch.diag_embed(scale * 2 * weight_t * degree[:, None])
-        blocks = blocks * mask[:, :, None] * mask[:, None, :]
-        diag = torch.diagonal(blocks, dim1=1, dim2=2)
-        blocks = blocks + torch.diag_embed(torch.where(free, diag * damping + 1e-9, 1.0 - diag))
-        coupling = -2 * weight_t * scale * mask * torch.cat([mask[:1] * 0, mask[:-1]])  # frame b with b - 1
-        step = _solve_banded(blocks, coupling, -(gradient + grad_t) * mask)
+        gradient = gradient + torch.cat([gradient.new_zeros(N_POSE), extra_prior]) + temporal.gradient(x)
+        free = _free_mask(expression, gradient, n_identity=0)
+        step = temporal.solve(hessian, gradient, free, damping)
         best = None
         for alpha in solver.step_sizes:
             delta = alpha * step
@@ -142,16 +126,93 @@ def _solve(sparse: SparseLandmarks, target: LandmarkTarget, init: FaceCoeffs, id
                       init.focal, init.principal, init.lighting, init.albedo)
 
 
-def _solve_banded(blocks: torch.Tensor, coupling: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """Solve the symmetric block-tridiagonal system ``blocks (B, P, P)`` on the diagonal and the diagonal
-    matrices ``coupling[b] (P,)`` between frames ``b`` and ``b - 1``, for ``rhs (B, P)`` (block Thomas)."""
-    batch = blocks.shape[0]
-    reduced, right = [blocks[0]], [rhs[0]]
-    for b in range(1, batch):
-        lower = torch.linalg.solve(reduced[-1], torch.diag(coupling[b])).T  # C_b D'_{b-1}^-1
-        reduced.append(blocks[b] - lower * coupling[b][None, :])
-        right.append(rhs[b] - lower @ right[-1])
-    out = [torch.linalg.solve(reduced[-1], right[-1])]
-    for b in range(batch - 2, -1, -1):
-        out.append(torch.linalg.solve(reduced[b], right[b] - coupling[b + 1] * out[-1]))
+class _Temporal:
+    """The temporal term of a chunk as a quadratic in the B frames' parameters ``x (B, P)``:
+    first differences weighted by ``scale (P,)`` (the anchor in front), second differences of the
+    rotation (the anchor and its ``earlier`` rotation in front), both times ``weight``."""
+
+    def __init__(self, batch: int, anchor: TemporalAnchor | None, scale: torch.Tensor, weight: float,
+                 acceleration: float, dtype: torch.dtype):
+        self.anchor, self.scale, self.weight, self.acceleration = anchor, scale, weight, acceleration
+        self.heads1 = 0 if anchor is None else 1
+        self.heads2 = 0 if anchor is None else 1 + (anchor.earlier is not None)
+        self.first = _differences(self.heads1 + batch, 1, dtype)
+        self.second = _differences(self.heads2 + batch, 2, dtype)
+        n = scale.shape[0]
+        gram1 = self.first[:, self.heads1:].T @ self.first[:, self.heads1:]  # (B, B)
+        gram2 = self.second[:, self.heads2:].T @ self.second[:, self.heads2:]
+        rotation = torch.zeros(n, dtype=dtype)
+        rotation[:3] = 1.0
+        blocks = (2 * weight * (gram1[:, None, :, None] * torch.diag(scale)[None, :, None, :])
+                  + 2 * weight * acceleration * (gram2[:, None, :, None] * torch.diag(rotation)[None, :, None, :]))
+        self.hessian = blocks.reshape(batch * n, batch * n)
+        # the same in blocks of two frames, which couple only neighbouring blocks (padded to even frames)
+        pairs = (batch + 1) // 2
+        padded = torch.zeros(2 * pairs, n, 2 * pairs, n, dtype=dtype)
+        padded[:batch, :, :batch] = blocks
+        padded = padded.reshape(pairs, 2 * n, pairs, 2 * n)
+        index = torch.arange(pairs)
+        self.diagonal = padded[index, :, index]            # (pairs, 2n, 2n)
+        self.lower = padded[index[1:], :, index[:-1]]      # (pairs - 1, 2n, 2n): block i + 1 with block i
+        self.batch = batch
+
+    def solve(self, hessian: torch.Tensor, gradient: torch.Tensor, free: torch.Tensor, damping: float) -> torch.Tensor:
+        """``(B, P)`` the damped Newton step of the chunk: data ``hessian (B, P, P)`` plus this term, for
+        the total ``gradient (B, P)``, parameters not ``free (B, P)`` held (Levenberg-Marquardt damping
+        ``damping`` x the diagonal)."""
+        batch, n = gradient.shape
+        pairs = self.diagonal.shape[0]
+        pad = 2 * pairs - batch
+        mask = torch.cat([free.to(gradient.dtype), gradient.new_zeros(pad, n)]).reshape(pairs, 2 * n)
+        rhs = -torch.cat([gradient, gradient.new_zeros(pad, n)]).reshape(pairs, 2 * n) * mask
+        frames = torch.cat([hessian, hessian.new_zeros(pad, n, n)])
+        data = hessian.new_zeros(pairs, 2, n, 2, n)
+        data[:, 0, :, 0], data[:, 1, :, 1] = frames[0::2], frames[1::2]
+        diagonal = (self.diagonal + data.reshape(pairs, 2 * n, 2 * n)) * mask[:, :, None] * mask[:, None, :]
+        diag = torch.diagonal(diagonal, dim1=1, dim2=2)
+        diagonal = diagonal + torch.diag_embed(torch.where(mask > 0, diag * damping + 1e-9, 1.0 - diag))
+        lower = self.lower * mask[1:, :, None] * mask[:-1, None, :]
+        return _solve_block_tridiagonal(diagonal, lower, rhs).reshape(2 * pairs, n)[:batch]
+
+    def gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, P)`` gradient of the term at ``x``."""
+        grad = torch.zeros_like(x)
+        if self.weight == 0:
+            return grad
+        chain = x
+        if self.anchor is not None:
+            a = self.anchor
+            chain = torch.cat([torch.cat([a.rotation, a.translation, a.expression], 1).to(x.dtype), x])
+        grad += 2 * self.weight * self.first[:, self.heads1:].T @ (self.first @ chain) * self.scale
+        if self.acceleration:
+            rotation = chain[:, :3]
+            if self.heads2 == 2:
+                rotation = torch.cat([self.anchor.earlier.to(x.dtype), rotation])
+            second = self.second
+            grad[:, :3] += 2 * self.weight * self.acceleration * second[:, self.heads2:].T @ (second @ rotation)
+        return grad
+
+
+def _differences(frames: int, order: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(frames - order, frames)`` the finite-difference operator of ``order`` 1 or 2 (empty if too short)."""
+    stencil = torch.tensor([-1.0, 1.0] if order == 1 else [1.0, -2.0, 1.0], dtype=dtype)
+    rows = max(frames - order, 0)
+    out = torch.zeros(rows, frames, dtype=dtype)
+    for k, c in enumerate(stencil):
+        out[torch.arange(rows), torch.arange(rows) + k] = c
+    return out
+
+
+def _solve_block_tridiagonal(diagonal: torch.Tensor, lower: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Solve the symmetric positive definite system of ``diagonal (M, K, K)`` blocks with ``lower
+    (M - 1, K, K)`` between block ``i + 1`` and block ``i`` (and its transpose above), ``rhs (M, K)``:
+    block Thomas with Cholesky factors."""
+    factors, right = [torch.linalg.cholesky(diagonal[0])], [rhs[0]]
+    for i in range(1, diagonal.shape[0]):
+        across = torch.cholesky_solve(lower[i - 1].T, factors[-1])  # C_{i-1}^-1 L_i^T
+        factors.append(torch.linalg.cholesky(diagonal[i] - lower[i - 1] @ across))
+        right.append(rhs[i] - across.T @ right[-1])
+    out = [torch.cholesky_solve(right[-1][:, None], factors[-1])[:, 0]]
+    for i in range(diagonal.shape[0] - 2, -1, -1):
+        out.append(torch.cholesky_solve((right[i] - lower[i].T @ out[-1])[:, None], factors[i])[:, 0])
     return torch.stack(out[::-1])
