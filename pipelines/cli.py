@@ -45,6 +45,8 @@ _REGION_HELP = (
 _OUTPUT_HELP = "File to write: .glb, .obj (+ .mtl beside it) or .ply."
 _IDENTITY_HELP = "'random' or a JSON file holding {\"identity\": [100 numbers]}."
 _SEED_HELP = "Seed of a random identity (printed when not given)."
+_UNITS_HELP = "Units of OBJ and PLY outputs: m, cm or mm (GLB is always metres)."
+_QUADS_HELP = "Keep the model's quads in OBJ/PLY (default: triangles, which every reader reads alike)."
 _ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, then the cache, "
                 "then a download).")
 
@@ -83,6 +85,8 @@ def reconstruct(
                                               "Texels are baked at the photo's own resolution and upsampled, "
                                               "so a bigger size mainly costs file size (~1.5 MB at 1024).")] = 1024,
     preview: Annotated[bool, typer.Option(help="Write NAME_preview.png with the mesh over the photo.")] = True,
+    units: Annotated[str, typer.Option(help=_UNITS_HELP)] = "m",
+    quads: Annotated[bool, typer.Option("--quads", help=_QUADS_HELP)] = False,
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
     """Reconstruct a textured 3D head from one photo.
@@ -109,7 +113,7 @@ def reconstruct(
     if texture_size not in (256, 512, 1024, 2048, 4096):
         raise UserError(f"--texture-size must be 256, 512, 1024, 2048 or 4096, got {texture_size}")
     config = ReconstructConfig(photo=PhotoConfig(mode=mode, face_index=face_index), bake_texture=texture,
-                               texture=TextureConfig(size=texture_size))
+                               texture=TextureConfig(size=texture_size), mesh=_mesh_options(units, quads))
     written = run(photo, output, extra, config, assets=assets, preview=preview, all_faces=all_faces)
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
@@ -319,6 +323,8 @@ def avatar(
     identity: Annotated[str, typer.Option(help=_IDENTITY_HELP)] = "random",
     seed: Annotated[int | None, typer.Option(help=_SEED_HELP)] = None,
     regions: Annotated[str, typer.Option(help=_REGION_HELP)] = ",".join(DEFAULT_AVATAR_REGIONS),
+    units: Annotated[str, typer.Option(help=_UNITS_HELP)] = "m",
+    quads: Annotated[bool, typer.Option("--quads", help=_QUADS_HELP)] = False,
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
     """Export a neutral head of one identity with its 53 expression blendshapes.
@@ -328,8 +334,8 @@ def avatar(
     UVs, and the 53 ARKit-named expressions as morph targets (weights 0; names in
     extras.targetNames), ready for Blender, Unity, three.js and other ARKit-driven tools.
 
-    .obj/.ply: centimetres, +y up, quads kept; OBJ adds UVs and materials (.mtl).
-    Blendshapes are only in GLB.
+    .obj/.ply: metres (--units), +y up, triangles (--quads keeps quads), normals and UVs; OBJ adds
+    materials (.mtl), PLY a colour per vertex. Blendshapes are only in GLB.
 
     Random identities draw each of the 100 shape weights from N(0, 0.8^2), clipped to +-2.
     """
@@ -350,7 +356,7 @@ def avatar(
 
     model = MorphableModel.load(assets)
     mesh = build_avatar(model, weights, chosen)
-    written = write_mesh(mesh, output)
+    written = write_mesh(mesh, output, _mesh_options(units, quads))
     shapes = (f"{len(mesh.morph_names)} blendshapes as morph targets" if output.suffix.lower() == ".glb"
               else "no blendshapes (export .glb for them)")
     typer.echo(f"wrote {', '.join(str(p) for p in written)}: {mesh.n_vertices} vertices, "
@@ -380,3 +386,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         report_user_error(exc)
         sys.exit(USER_ERROR_EXIT)
+
+
+def _mesh_options(units: str, quads: bool):
+    from facecast.pipelines.export.layout import UNIT_SCALE, MeshOptions
+
+    if units not in UNIT_SCALE:
+        raise UserError(f"--units must be one of {', '.join(UNIT_SCALE)}, got {units!r}")
+    return MeshOptions(units, quads)

@@ -5,7 +5,7 @@ Outputs of ``reconstruct(photo, output="head.glb")``, all written together
 
 - ``head.glb``: the fitted head with the photo texture on the face and all 53 ARKit
   morph targets (expressions at 0: the neutral face of this person), in metres;
-- ``head.obj`` (+ ``.mtl`` + texture PNG) / ``head.ply`` on request, in cm;
+- ``head.obj`` (+ ``.mtl`` + texture PNG) / ``head.ply`` on request, in metres (``ReconstructConfig.mesh``);
 - ``head.json``: coefficients, camera, head pose, ARKit weights of the photo's
   expression, and landmarks in input-image pixels (:func:`describe`);
 - ``head_preview.png``: the fitted mesh drawn over the photo.
@@ -23,6 +23,7 @@ import numpy as np
 from facecast.pipelines.export import EXPORTERS, check_output, write_files
 from facecast.pipelines.export.avatar import AvatarMesh, MaterialTexture, build_avatar
 from facecast.pipelines.export.coefficients import yaw_pitch_roll
+from facecast.pipelines.export.layout import MeshOptions
 from facecast.pipelines.media import read_image
 from facecast.recon.fit.texture import TextureBaker, TextureConfig
 from facecast.recon.landmarks.hands import HandDetector
@@ -53,6 +54,7 @@ class ReconstructConfig:
     bake_texture: bool = True
     hide_hands: bool = True  # hands found in the photo (MediaPipe Hands) are left out of the texture
     hide_background: bool = True  # so is the background (MediaPipe selfie segmentation) where the fit overhangs
+    mesh: MeshOptions = field(default_factory=MeshOptions)  # units and quads of OBJ / PLY outputs
 
 
 
@@ -172,12 +174,13 @@ def describe(rec: Reconstruction, expression_names: list[str]) -> dict:
 
 
 def output_files(rec: Reconstruction, output: Path, extra_formats: tuple[str, ...],
-                 expression_names: list[str], preview: bytes | None) -> dict[str, bytes]:
+                 expression_names: list[str], preview: bytes | None,
+                 mesh_options: MeshOptions = MeshOptions()) -> dict[str, bytes]:
     """``{file name: bytes}`` of everything ``reconstruct`` writes beside ``output``."""
     stem = output.stem
     files: dict[str, bytes] = {}
     for suffix in (output.suffix.lower(), *extra_formats):
-        files.update(EXPORTERS[suffix](rec.mesh, stem))
+        files.update(EXPORTERS[suffix](rec.mesh, stem, mesh_options))
     files[f"{stem}.json"] = json.dumps(describe(rec, expression_names), indent=1).encode()
     if preview is not None:
         files[f"{stem}_preview.png"] = preview
@@ -237,5 +240,5 @@ def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tup
             from facecast.pipelines.overlay import draw_fit
 
             picture = _png(draw_fit(model, triangles, rec.result.coeffs, image, rec.result.landmarks68))
-        files.update(output_files(rec, path, extra_formats, model.expression_names, picture))
+        files.update(output_files(rec, path, extra_formats, model.expression_names, picture, pipeline.config.mesh))
     return write_files(output.parent, files)

@@ -12,9 +12,9 @@ a failure leaves none of them, and existing files are only replaced on success):
 - ``preview.mp4``: the fitted mesh over the (downscaled) video;
 - ``track.json``: summary (fps, frame count, frames without a face, identity, camera).
 
-Meshes are in cm, y up; by default posed in the camera frame but re-centred so that
-the head of frame 0 sits at the origin (``pose="full"``); ``"rotation"`` keeps head
-rotation only, ``"none"`` exports the expression alone.
+Meshes (mesh.obj + mesh.pc2, or the OBJ sequence) are in metres, y up; by default posed in the
+camera frame but re-centred so that the head of frame 0 sits at the origin (``pose="full"``);
+``"rotation"`` keeps head rotation only, ``"none"`` exports the expression alone.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from facecast.pipelines.background import Consumer, prefetched
 from facecast.pipelines.export import check_output
 from facecast.pipelines.export.avatar import build_avatar
 from facecast.pipelines.export.coefficients import CoefficientTrack, export_coefficients_csv, export_coefficients_jsonl
+from facecast.pipelines.export.layout import MeshOptions
 from facecast.pipelines.export.obj import export_obj
 from facecast.pipelines.export.pc2 import Pc2Writer
 from facecast.pipelines.media import Frame, iter_frames, probe_video
@@ -208,7 +209,7 @@ class _Outputs:
 
                 mesh = replace(self.avatar, vertices=vertices)
                 (self.tmp / "mesh.obj").write_bytes(export_obj(mesh))
-            self.pc2.append(vertices)
+            self.pc2.append(vertices * np.float32(MeshOptions().scale))  # the OBJ's units
         else:
             from dataclasses import replace
 
@@ -389,7 +390,7 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
         with clock.stage("write"):
             summary = {"video": str(video), "fps": info.fps, "frames": len(outputs.rows),
                        "frames_without_face": fit.tracker.gaps, "pose": config.pose,
-                       "mesh_format": config.mesh_format, "units": "cm, y up"}
+                       "mesh_format": config.mesh_format, "units": "m, y up"}
             files = outputs.commit(summary)
     except BaseException:
         outputs.abort()

@@ -25,6 +25,7 @@ from facecast.pipelines.commands.track import TrackJobConfig, VideoFit, iter_tra
 from facecast.pipelines.errors import UserError
 from facecast.pipelines.export import check_output, write_files
 from facecast.pipelines.export.avatar import AvatarMesh, build_avatar
+from facecast.pipelines.export.layout import MeshOptions
 from facecast.pipelines.export.livelink import export_livelink_csv
 from facecast.pipelines.export.obj import export_obj
 from facecast.pipelines.export.pc2 import export_pc2
@@ -161,7 +162,7 @@ def output_files(stem: str, driver: DriverTrack, target: Target, model: Morphabl
 def _pc2_files(stem: str, mesh: AvatarMesh, weights: np.ndarray, fps: float) -> dict[str, bytes]:
     frames = mesh.vertices[None] + np.einsum("tk,knc->tnc", weights.astype(np.float32), mesh.morph_deltas)
     return {f"{stem}.obj": export_obj(replace(mesh, vertices=frames[0], textures=())),
-            f"{stem}.pc2": export_pc2(frames, sample_rate=1.0)}
+            f"{stem}.pc2": export_pc2(frames * np.float32(MeshOptions().scale), sample_rate=1.0)}  # the OBJ's units
 
 
 def transfer(driver: str | Path, target: str | Path, output: str | Path,

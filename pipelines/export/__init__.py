@@ -7,9 +7,12 @@ bytes and never touches the filesystem; :func:`write_mesh` is the only writer.
 extension  content                                                      units
 =========  ===========================================================  ======
 ``.glb``   mesh per material, normals, UVs, 53 morph targets, materials  m
-``.obj``   polygons (quads kept), UVs, ``usemtl`` + a ``.mtl`` beside it  cm
-``.ply``   binary little-endian vertices and polygons (quads kept)      cm
+``.obj``   triangles, normals, UVs, ``usemtl`` + a ``.mtl`` beside it     m
+``.ply``   binary little-endian; normals, UVs, colours per vertex       m
 =========  ===========================================================  ======
+
+OBJ and PLY take a :class:`~facecast.pipelines.export.layout.MeshOptions` (``units`` m / cm / mm,
+``quads`` to keep the ICT quads).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from facecast.pipelines.export.avatar import AvatarMesh
 
 from .gltf import export_glb
+from .layout import MeshOptions
 from .obj import export_mtl, export_obj, texture_file_name
 from .ply import export_ply
 
@@ -30,17 +34,17 @@ class ExportError(RuntimeError):
     """A mesh cannot be exported to the requested path; the message says why."""
 
 
-def _obj_files(mesh: AvatarMesh, stem: str) -> dict[str, bytes]:
+def _obj_files(mesh: AvatarMesh, stem: str, options: MeshOptions) -> dict[str, bytes]:
     mtl = f"{stem}.mtl"
     textures = {texture_file_name(stem, t.material): t.png for t in mesh.textures}
-    return {**textures, mtl: export_mtl(mesh, stem), f"{stem}.obj": export_obj(mesh, mtl)}
+    return {**textures, mtl: export_mtl(mesh, stem), f"{stem}.obj": export_obj(mesh, mtl, options)}
 
 
-#: extension -> function(mesh, file stem) -> {file name: bytes}; the main file comes last.
-EXPORTERS: dict[str, Callable[[AvatarMesh, str], dict[str, bytes]]] = {
-    ".glb": lambda mesh, stem: {f"{stem}.glb": export_glb(mesh)},
+#: extension -> function(mesh, file stem, OBJ/PLY options) -> {file name: bytes}; the main file comes last.
+EXPORTERS: dict[str, Callable[[AvatarMesh, str, MeshOptions], dict[str, bytes]]] = {
+    ".glb": lambda mesh, stem, options: {f"{stem}.glb": export_glb(mesh)},
     ".obj": _obj_files,
-    ".ply": lambda mesh, stem: {f"{stem}.ply": export_ply(mesh)},
+    ".ply": lambda mesh, stem, options: {f"{stem}.ply": export_ply(mesh, options)},
 }
 
 
@@ -54,13 +58,14 @@ def export_format(path: str | Path) -> str:
     return suffix
 
 
-def export_bytes(mesh: AvatarMesh, fmt: str, stem: str = "avatar") -> dict[str, bytes]:
+def export_bytes(mesh: AvatarMesh, fmt: str, stem: str = "avatar", options: MeshOptions = MeshOptions()
+                 ) -> dict[str, bytes]:
     """``{file name: bytes}`` of ``mesh`` in format ``fmt`` (``"glb"``, ``".obj"``, ...).
 
     OBJ gives two files, ``{stem}.mtl`` and ``{stem}.obj`` (which names the MTL).
     """
     suffix = fmt.lower() if fmt.startswith(".") else f".{fmt.lower()}"
-    return EXPORTERS[export_format(f"{stem}{suffix}")](mesh, stem)
+    return EXPORTERS[export_format(f"{stem}{suffix}")](mesh, stem, options)
 
 
 def check_output(path: str | Path) -> Path:
@@ -150,8 +155,9 @@ def write_files(folder: str | Path, files: dict[str, bytes]) -> list[Path]:
     return finals
 
 
-def write_mesh(mesh: AvatarMesh, path: str | Path) -> list[Path]:
-    """Write ``mesh`` to ``path`` in the format of its extension; returns the files written.
+def write_mesh(mesh: AvatarMesh, path: str | Path, options: MeshOptions = MeshOptions()) -> list[Path]:
+    """Write ``mesh`` to ``path`` in the format of its extension (``options``: units and quads of OBJ
+    and PLY; GLB is metres and triangles); returns the files written.
 
     All files of a format (OBJ + MTL beside it, named after ``path``) are written to
     temporary files in the target folder, then moved into place with ``os.replace``;
@@ -160,4 +166,4 @@ def write_mesh(mesh: AvatarMesh, path: str | Path) -> list[Path]:
     extensions and unwritable paths.
     """
     path = check_output(path)
-    return write_files(path.parent, EXPORTERS[export_format(path)](mesh, path.stem))
+    return write_files(path.parent, EXPORTERS[export_format(path)](mesh, path.stem, options))

@@ -97,6 +97,7 @@ class _Blob:
         self.gltf = gltf
         self.parts: list[bytes] = []
         self.length = 0
+        self.zeros: dict[int, int] = {}  # vertex count -> a view of zero VEC3s, the sparse targets' base
 
     def view(self, data: bytes, target: int | None = None) -> int:
         self.gltf.bufferViews.append(gl.BufferView(buffer=0, byteOffset=self.length,
@@ -121,7 +122,13 @@ class _Blob:
     def sparse_accessor(self, dense: np.ndarray, moving: np.ndarray) -> int:
         """A VEC3 float accessor of ``dense (U, 3)`` storing only the rows ``moving (U,)``."""
         rows = np.flatnonzero(moving)
-        accessor = gl.Accessor(byteOffset=None, componentType=gl.FLOAT, count=len(dense), type=gl.VEC3)
+        # the base is all zeros; glTF allows leaving it out, but assimp (Open3D) then refuses the file, so
+        # every sparse target of a vertex count shares one zero view
+        if len(dense) not in self.zeros:
+            self.zeros[len(dense)] = self.view(bytes(12 * len(dense)), gl.ARRAY_BUFFER)
+            self.gltf.bufferViews[-1].byteStride = 12  # shared by several accessors
+        accessor = gl.Accessor(bufferView=self.zeros[len(dense)], componentType=gl.FLOAT, count=len(dense),
+                               type=gl.VEC3)
         accessor.min, accessor.max = _bounds(dense)
         if len(rows):
             index_type = np.uint16 if len(dense) <= 65535 else np.uint32

@@ -1,7 +1,8 @@
 """Wavefront OBJ + MTL bytes for an :class:`~facecast.pipelines.export.avatar.AvatarMesh`.
 
-Positions stay in the mesh's units (cm for ICT avatars), ``vt`` are the ICT UVs
-as they are (v up, u over UDIM-like tiles 0-7), polygons keep their quads and are
+Positions in metres by default (:class:`~facecast.pipelines.export.layout.MeshOptions`: m, cm or
+mm), ``vn`` the area-weighted vertex normals, ``vt`` the ICT UVs as they are (v up, u over
+UDIM-like tiles 0-7); triangles by default (``quads=True`` keeps the ICT quads); polygons are
 grouped by material (``usemtl``), keeping their order within each material.
 Blendshapes are not part of OBJ: use GLB for them. Strings are built by
 ``np.savetxt`` on whole arrays, never by a Python loop over vertices.
@@ -14,9 +15,10 @@ import io
 import numpy as np
 
 from facecast.pipelines.export.avatar import AvatarMesh
+from facecast.pipelines.export.layout import MeshOptions, faces
 
-QUAD_FORMAT = "f %d/%d %d/%d %d/%d %d/%d"
-TRIANGLE_FORMAT = "f %d/%d %d/%d %d/%d"
+QUAD_FORMAT = "f %d/%d/%d %d/%d/%d %d/%d/%d %d/%d/%d"
+TRIANGLE_FORMAT = "f %d/%d/%d %d/%d/%d %d/%d/%d"
 
 
 def _rows(array: np.ndarray, fmt: str) -> bytes:
@@ -28,33 +30,37 @@ def _rows(array: np.ndarray, fmt: str) -> bytes:
 
 
 def _polygon_lines(polygons: np.ndarray, face_uvs: np.ndarray) -> bytes:
-    """``f`` lines (1-based ``v/vt``) for ``(F, 4)`` polygons, quads and triangles in order."""
+    """``f`` lines (1-based ``v/vt/vn``, normals indexed as vertices) for ``(F, 4)`` polygons, quads
+    and triangles in order."""
     quad = polygons[:, 3] >= 0
-    pairs = np.stack([polygons, face_uvs], axis=2).reshape(-1, 8) + 1   # v0 t0 v1 t1 ...
-    quad_lines = _rows(pairs[quad], QUAD_FORMAT).splitlines()
-    triangle_lines = _rows(pairs[~quad][:, :6], TRIANGLE_FORMAT).splitlines()
+    triples = np.stack([polygons, face_uvs, polygons], axis=2).reshape(-1, 12) + 1   # v0 t0 n0 v1 t1 n1 ...
+    quad_lines = _rows(triples[quad], QUAD_FORMAT).splitlines()
+    triangle_lines = _rows(triples[~quad][:, :9], TRIANGLE_FORMAT).splitlines()
     lines = np.empty(len(polygons), dtype=object)
     lines[np.flatnonzero(quad)] = quad_lines
     lines[np.flatnonzero(~quad)] = triangle_lines
     return b"\n".join(lines.tolist()) + b"\n" if len(lines) else b""
 
 
-def export_obj(mesh: AvatarMesh, mtl_name: str | None = None) -> bytes:
+def export_obj(mesh: AvatarMesh, mtl_name: str | None = None, options: MeshOptions = MeshOptions()) -> bytes:
     """OBJ text of ``mesh``; ``mtl_name`` (e.g. ``"head.mtl"``) is written as ``mtllib``."""
-    header = (f"# facecast avatar: {mesh.n_vertices} vertices, {mesh.n_polygons} polygons, "
-              f"units as exported (cm by default), y up, +z to the viewer\n")
+    polygons, face_uvs, face_material = faces(mesh, options)
+    kind = "polygons" if options.quads else "triangles"
+    header = (f"# facecast avatar: {mesh.n_vertices} vertices, {len(polygons)} {kind}, "
+              f"units {options.units}, y up, +z to the viewer\n")
     parts = [header.encode()]
     if mtl_name:
         parts.append(f"mtllib {mtl_name}\n".encode())
-    parts.append(_rows(mesh.vertices, "v %.6f %.6f %.6f"))
+    parts.append(_rows(mesh.vertices.astype(np.float64) * options.scale, "v %.7g %.7g %.7g"))
+    parts.append(_rows(mesh.vertex_normals(), "vn %.5f %.5f %.5f"))
     parts.append(_rows(mesh.uvs, "vt %.6f %.6f"))
     parts.append(b"o avatar\ns 1\n")
     for material, name in enumerate(mesh.material_names):
-        chosen = mesh.face_material == material
+        chosen = face_material == material
         if not chosen.any():
             continue
         parts.append(f"g {name}\nusemtl {name}\n".encode())
-        parts.append(_polygon_lines(mesh.polygons[chosen], mesh.face_uvs[chosen]))
+        parts.append(_polygon_lines(polygons[chosen], face_uvs[chosen]))
     return b"".join(parts)
 
 

@@ -12,7 +12,7 @@ Layout (all little-endian)::
 
 The 32-byte header is followed by nothing but the samples. Vertices must be in the
 order of the mesh the cache is applied to; positions are written in the units given
-(facecast: cm, camera frame). Blender's modifier (time mode "Frame", the default)
+(facecast: the units of the OBJ beside it, metres by default). Blender's modifier (time mode "Frame", the default)
 plays sample ``k`` at scene frame ``k + frame_start`` and ignores ``startFrame``.
 
 :func:`export_pc2` builds the whole file in memory; :class:`Pc2Writer` streams frames

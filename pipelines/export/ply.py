@@ -1,9 +1,12 @@
 """Binary little-endian PLY bytes for an :class:`~facecast.pipelines.export.avatar.AvatarMesh`.
 
-Holds geometry only: ``float x, y, z`` per vertex (the mesh's units, cm for ICT
-avatars) and one ``list uchar int vertex_indices`` per polygon, quads kept as
-quads and polygons in the mesh's order. UVs, materials and blendshapes are in
-the OBJ and GLB exports.
+One vertex per distinct (position, UV) pair (vertices are split along the UV seams, as every
+reader of per-vertex UVs needs), each with ``float x, y, z`` (metres by default, see
+:class:`~facecast.pipelines.export.layout.MeshOptions`), ``float nx, ny, nz`` (the area-weighted
+normal of its position), ``float s, t`` (the ICT UV, v up) and ``uchar red, green, blue`` (the
+texture's colour under the UV where the material has a texture, else the material's colour); then
+one ``list uchar int vertex_indices`` per polygon, triangles by default (``quads=True`` keeps the
+quads), in the mesh's order. Materials and blendshapes are in the OBJ and GLB exports.
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ from __future__ import annotations
 import numpy as np
 
 from facecast.pipelines.export.avatar import AvatarMesh
+from facecast.pipelines.export.layout import MeshOptions, corner_vertices, faces, vertex_colours
+
+VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4"),
+                   ("s", "<f4"), ("t", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
 
 
-def _header(mesh: AvatarMesh) -> bytes:
+def _header(vertices: int, polygons: int, units: str) -> bytes:
+    properties = "".join(f"property {'uchar' if VERTEX[n].kind == 'u' else 'float'} {n}\n" for n in VERTEX.names)
     return (
         "ply\nformat binary_little_endian 1.0\n"
-        "comment facecast avatar; units as exported (cm by default), y up, +z to the viewer\n"
-        f"element vertex {mesh.n_vertices}\n"
-        "property float x\nproperty float y\nproperty float z\n"
-        f"element face {mesh.n_polygons}\n"
+        f"comment facecast avatar; units {units}, y up, +z to the viewer\n"
+        f"element vertex {vertices}\n{properties}"
+        f"element face {polygons}\n"
         "property list uchar int vertex_indices\nend_header\n"
     ).encode("ascii")
 
@@ -42,7 +49,18 @@ def _face_records(polygons: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def export_ply(mesh: AvatarMesh) -> bytes:
-    """Binary little-endian PLY of ``mesh`` (vertices, polygons as index lists)."""
-    vertices = np.ascontiguousarray(mesh.vertices, dtype="<f4").tobytes()
-    return _header(mesh) + vertices + _face_records(mesh.polygons)
+def export_ply(mesh: AvatarMesh, options: MeshOptions = MeshOptions()) -> bytes:
+    """Binary little-endian PLY of ``mesh`` (see the module doc)."""
+    polygons, face_uvs, material = faces(mesh, options)
+    corners = corner_vertices(polygons, face_uvs, len(mesh.uvs))
+    records = np.zeros(len(corners.source), dtype=VERTEX)
+    position = mesh.vertices[corners.source].astype(np.float64) * options.scale
+    normal = mesh.vertex_normals()[corners.source]
+    uv = mesh.uvs[corners.uv]
+    colour = vertex_colours(mesh, corners, material)
+    for k, axis in enumerate("xyz"):
+        records[axis], records[f"n{axis}"] = position[:, k], normal[:, k]
+    records["s"], records["t"] = uv[:, 0], uv[:, 1]
+    records["red"], records["green"], records["blue"] = colour.T
+    return _header(len(records), len(corners.polygons), options.units) + records.tobytes() + _face_records(
+        corners.polygons)

@@ -56,7 +56,7 @@ def test_avatar_obj_from_identity_file_via_console_script(tmp_path, model):
     weights = np.linspace(-1, 1, 100)
     (tmp_path / "id.json").write_text(json.dumps({"identity": weights.tolist()}))
     run = subprocess.run([str(FACECAST), "avatar", "-o", str(tmp_path / "face.obj"),
-                          "--identity", str(tmp_path / "id.json"), "--regions", "face"],
+                          "--identity", str(tmp_path / "id.json"), "--regions", "face", "--units", "cm"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face.mtl", "face.obj", "id.json"]
@@ -74,7 +74,7 @@ def test_help_explains_units_regions_and_glb():
     result = runner.invoke(app, ["avatar", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())
-    for word in ("metres", "centimetres", "morph targets", "targetNames", *REGION_STARTS):
+    for word in ("metres", "--units", "--quads", "morph targets", "targetNames", *REGION_STARTS):
         assert word in text, word
     assert "avatar" in runner.invoke(app, ["--help"]).stdout
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,13 +16,17 @@ from facecast.pipelines.export import ExportError, export_bytes, write_mesh
 from facecast.pipelines.export.avatar import (
     RANDOM_IDENTITY_CLIP,
     IdentityError,
+    MaterialTexture,
     build_avatar,
     compact_indices,
     identity_from,
     random_identity,
 )
+from facecast.pipelines.export.layout import MeshOptions
+from facecast.pipelines.export.obj import export_obj
+from facecast.pipelines.export.ply import VERTEX, export_ply
 from facecast.recon.model.eyes import PUPIL_MATERIAL, eye_layout
-from facecast.recon.model.topology import RegionError
+from facecast.recon.model.topology import RegionError, triangulate
 
 TOLERANCE_CM = 1e-5
 
@@ -148,16 +153,19 @@ def test_obj_round_trip_through_trimesh(avatar, tmp_path):
         loaded = scene.geometry[name]
         assert loaded.visual.material.name == name
         expected, vertex_of_row = _corner_table(avatar, material)
+        expected[:, :3] *= 0.01  # metres by default
         got = np.hstack([loaded.vertices, loaded.visual.uv])
         assert got.shape == expected.shape
         distance, row = cKDTree(expected).query(got)
-        assert distance.max() < TOLERANCE_CM
-        # each loaded triangle lies on one of our polygons (quads split either way)
+        assert distance.max() < 1e-6
+        # triangles only, ours: each quad split along 0-2
         chosen = avatar.polygons[avatar.face_material == material]
         assert len(loaded.faces) == len(chosen) + int((chosen[:, 3] >= 0).sum())
         loaded_triangles = np.sort(vertex_of_row[row][loaded.faces], axis=1)
-        allowed = _possible_triangles(chosen)
-        assert np.isin(_keys(loaded_triangles), _keys(allowed)).all()
+        assert np.isin(_keys(loaded_triangles), _keys(np.sort(triangulate(chosen), axis=1))).all()
+        # the normals are ours
+        normals = avatar.vertex_normals()[vertex_of_row[row]]
+        assert (np.einsum("ij,ij->i", loaded.vertex_normals, normals) > 0.999).all()
 
 
 def _possible_triangles(polygons):
@@ -173,12 +181,18 @@ def _keys(triangles):
     return (triangles[:, 0] * 1_000_003 + triangles[:, 1]) * 1_000_003 + triangles[:, 2]
 
 
-def test_obj_text_keeps_quads_and_materials(avatar):
+def test_obj_text_triangles_by_default_and_quads_in_cm_on_request(avatar):
     files = export_bytes(avatar, "obj", stem="head")
     assert list(files) == ["head.mtl", "head.obj"]
-    text = files["head.obj"].decode()
-    lines = text.splitlines()
-    assert "mtllib head.mtl" in lines
+    lines = files["head.obj"].decode().splitlines()
+    assert "mtllib head.mtl" in lines and "units m" in lines[0]
+    faces = [line.split() for line in lines if line.startswith("f ")]
+    assert len(faces) == avatar.n_polygons + int(avatar.is_quad.sum()) and {len(f) for f in faces} == {4}
+    assert sum(line.startswith("vn ") for line in lines) == avatar.n_vertices
+    first_v = np.array([line.split()[1:] for line in lines if line.startswith("v ")][:3], dtype=float)
+    np.testing.assert_allclose(first_v, avatar.vertices[:3] * 0.01, atol=1e-7)
+
+    lines = export_obj(avatar, "head.mtl", MeshOptions(units="cm", quads=True)).decode().splitlines()
     faces = [line.split() for line in lines if line.startswith("f ")]
     assert len(faces) == avatar.n_polygons
     assert sum(len(f) == 5 for f in faces) == int(avatar.is_quad.sum())
@@ -188,47 +202,78 @@ def test_obj_text_keeps_quads_and_materials(avatar):
     assert used == list(avatar.material_names)
     mtl = files["head.mtl"].decode()
     assert [line.split()[1] for line in mtl.splitlines() if line.startswith("newmtl")] == used
-    # the first polygon of the first material, 1-based v/vt
+    # the first polygon of the first material, 1-based v/vt/vn
     first = avatar.polygons[avatar.face_material == 0][0]
     first_uv = avatar.face_uvs[avatar.face_material == 0][0]
-    expected = [f"{v + 1}/{t + 1}" for v, t in zip(first, first_uv, strict=True) if v >= 0]
+    expected = [f"{v + 1}/{t + 1}/{v + 1}" for v, t in zip(first, first_uv, strict=True) if v >= 0]
     assert faces[0][1:] == expected
+    first_v = np.array([line.split()[1:] for line in lines if line.startswith("v ")][:3], dtype=float)
+    np.testing.assert_allclose(first_v, avatar.vertices[:3], atol=1e-4)
+    with pytest.raises(ValueError, match="units must be one of m, cm, mm"):
+        MeshOptions(units="inch")
 
 
 # --- PLY ------------------------------------------------------------------------------------
 
-def test_ply_round_trip_through_open3d(avatar, tmp_path):
-    o3d = pytest.importorskip("open3d")
-    write_mesh(avatar, tmp_path / "head.ply")
-    mesh = o3d.io.read_triangle_mesh(str(tmp_path / "head.ply"))
-    np.testing.assert_allclose(np.asarray(mesh.vertices), avatar.vertices, atol=TOLERANCE_CM)
-    triangles = np.sort(np.asarray(mesh.triangles), axis=1)
-    assert len(triangles) == avatar.n_polygons + int(avatar.is_quad.sum())
-    assert np.isin(_keys(triangles), _keys(_possible_triangles(avatar.polygons))).all()
-
-
-def test_ply_binary_layout_keeps_quads(avatar):
-    data = export_bytes(avatar, ".ply")["avatar.ply"]
+def _ply_records(data: bytes):
+    """(vertex records, polygons as lists) of one of our binary PLYs."""
     header_end = data.index(b"end_header\n") + len(b"end_header\n")
-    assert b"format binary_little_endian 1.0" in data[:header_end]
-    vertices = np.frombuffer(data, "<f4", avatar.n_vertices * 3, header_end).reshape(-1, 3)
-    np.testing.assert_array_equal(vertices, avatar.vertices)
-    cursor, faces = header_end + vertices.nbytes, []
-    for _ in range(avatar.n_polygons):
-        count = data[cursor]
-        faces.append(np.frombuffer(data, "<i4", count, cursor + 1).tolist())
-        cursor += 1 + 4 * count
+    count = int(data[:header_end].split(b"element vertex ")[1].split()[0])
+    records = np.frombuffer(data, VERTEX, count, header_end)
+    cursor, faces = header_end + records.nbytes, []
+    while cursor < len(data):
+        n = data[cursor]
+        faces.append(np.frombuffer(data, "<i4", n, cursor + 1).tolist())
+        cursor += 1 + 4 * n
     assert cursor == len(data)
-    assert faces == [p[p >= 0].tolist() for p in avatar.polygons]
+    return records, faces
 
 
-def test_ply_all_quads_through_trimesh(face_avatar, tmp_path):
-    import trimesh
+def test_ply_binary_layout_splits_uv_seams(avatar):
+    data = export_bytes(avatar, ".ply")["avatar.ply"]
+    assert b"format binary_little_endian 1.0" in data[:200] and b"units m" in data[:200]
+    records, faces = _ply_records(data)
+    # one vertex per (position, uv) pair of the triangles, each carrying its position's data
+    triangles, triangle_uvs = triangulate(avatar.polygons), triangulate(avatar.face_uvs)
+    pairs = np.unique(triangles * len(avatar.uvs) + triangle_uvs)
+    assert len(records) == len(pairs) > avatar.n_vertices
+    assert len(faces) == len(triangles) and {len(f) for f in faces} == {3}
+    position = np.stack([records[a] for a in "xyz"], 1)
+    normal = np.stack([records[f"n{a}"] for a in "xyz"], 1)
+    uv = np.stack([records["s"], records["t"]], 1)
+    corner = np.array(faces)
+    np.testing.assert_allclose(position[corner], avatar.vertices[triangles] * 0.01, atol=1e-7)
+    np.testing.assert_allclose(uv[corner], avatar.uvs[triangle_uvs], atol=1e-7)
+    np.testing.assert_allclose(normal[corner], avatar.vertex_normals()[triangles], atol=1e-6)
+    # untextured: each vertex has its material's colour
+    material = np.concatenate([avatar.face_material, avatar.face_material[avatar.is_quad]])
+    colour = np.stack([records["red"], records["green"], records["blue"]], 1)[corner[:, 0]]
+    table = np.round(np.array([avatar.colour(m)[:3] for m in range(len(avatar.material_names))]) * 255)
+    assert (np.abs(colour.astype(int) - table[material]) <= 1).mean() > 0.99  # border vertices take one side
 
-    write_mesh(face_avatar, tmp_path / "face.ply")
-    mesh = trimesh.load(tmp_path / "face.ply", process=False)
-    np.testing.assert_allclose(mesh.vertices, face_avatar.vertices, atol=TOLERANCE_CM)
-    assert len(mesh.faces) == 2 * face_avatar.n_polygons
+
+def test_ply_colours_come_from_the_texture(face_avatar):
+    import io
+
+    from PIL import Image
+
+    gradient = np.zeros((64, 64, 3), dtype=np.uint8)
+    gradient[..., 0] = np.arange(64)[None, :] * 4  # red grows with u
+    gradient[..., 1] = np.arange(64)[:, None] * 4  # green grows downwards (v falls)
+    png = io.BytesIO()
+    Image.fromarray(gradient).save(png, format="PNG")
+    textured = replace(face_avatar, textures=(MaterialTexture(face_avatar.material_names[0], png.getvalue()),))
+    records, _ = _ply_records(export_ply(textured))
+    uv = np.stack([records["s"], records["t"]], 1) % 1.0
+    np.testing.assert_allclose(records["red"], np.clip((uv[:, 0] * 64).astype(int), 0, 63) * 4)
+    np.testing.assert_allclose(records["green"], np.clip(((1 - uv[:, 1]) * 64).astype(int), 0, 63) * 4)
+
+
+def test_ply_with_quads_in_mm(face_avatar):
+    records, faces = _ply_records(export_ply(face_avatar, MeshOptions(units="mm", quads=True)))
+    assert len(faces) == face_avatar.n_polygons and {len(f) for f in faces} == {4}
+    position = np.stack([records[a] for a in "xyz"], 1)
+    np.testing.assert_allclose(np.ptp(position, 0), np.ptp(face_avatar.vertices, 0) * 10, rtol=1e-5)
 
 
 # --- write_mesh -----------------------------------------------------------------------------
