@@ -180,6 +180,8 @@ def transfer(
     mirror: Annotated[bool, typer.Option(help="Swap left and right (for a mirrored driver).")] = False,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many driver frames.")] = None,
     mode: Annotated[str, typer.Option(help="How the driver is tracked: " + _TRACK_MODE_HELP)] = "accurate",
+    csv_fps: Annotated[int, typer.Option(help="Frame rate of the Live Link CSV, 30 or 60 (what Unreal's importer "
+                                         "assumes); the driver is resampled onto it.")] = 60,
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
     """Animate a target avatar with the expressions and head rotation of a driver video.
@@ -206,7 +208,7 @@ def transfer(
                                   fast_smoothing=False)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    config = TransferConfig(tracking=tracking,
+    config = TransferConfig(tracking=tracking, csv_fps=csv_fps,
                             retarget=retarget, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     written, track = run(driver, target, output, config, assets=assets)
     if track.timing:

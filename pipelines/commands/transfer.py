@@ -35,7 +35,7 @@ from facecast.recon.model.morphable import MorphableModel
 from facecast.transfer.retarget import Animation, RetargetConfig, retarget
 from facecast.transfer.rig_loader import load_rig
 from facecast.transfer.rigs import IctRig
-from facecast.transfer.timing import frame_timing, resample
+from facecast.transfer.timing import FrameTiming, frame_timing, resample
 
 FORMATS = ("glb", "csv", "pc2", "json")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -48,11 +48,14 @@ class TransferConfig:
     tracking: TrackJobConfig = field(default_factory=lambda: TrackJobConfig(preview=False, fast_smoothing=False))
     retarget: RetargetConfig = field(default_factory=lambda: RetargetConfig(smoothing="zero_phase"))
     formats: tuple[str, ...] = ("glb",)
+    csv_fps: int = 60  # the Live Link CSV's frame rate (Unreal's importer assumes 30 or 60)
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
             raise UserError(f"unknown formats {unknown}; choose from {', '.join(FORMATS)}")
+        if self.csv_fps not in (30, 60):
+            raise UserError(f"--csv-fps must be 30 or 60, got {self.csv_fps}")
 
 
 @dataclass
@@ -66,7 +69,8 @@ class Target:
 
 @dataclass
 class DriverTrack:
-    """The driver's per-frame channels ``(T, 53)``, rotation ``(T, 3)``, translation ``(T, 3)``.
+    """The driver's per-frame channels ``(T, 53)``, rotation ``(T, 3)``, translation ``(T, 3)`` and eye
+    gaze ``(T, 6)`` (radians, :class:`~facecast.recon.fit.tracking.TrackedFrame`'s ``gaze``; zeros without irises).
 
     Frame k is at ``k / fps`` s. gaps: indices of the video's frames without a face.
     timing: ``None``, or what was wrong with the video's frame times when they drifted
@@ -79,6 +83,7 @@ class DriverTrack:
     fps: float
     gaps: list[int]
     timing: str | None = None
+    gaze: np.ndarray | None = None
 
 
 def load_target(path: Path, model: MorphableModel) -> Target:
@@ -110,6 +115,7 @@ def track_driver(video: Path, model: MorphableModel, config: TrackJobConfig) -> 
     frames = [tracked for tracked, _, _ in iter_tracked(video, fit, replace(config, preview=False))]
     stack = {name: torch.cat([getattr(f.coeffs, name) for f in frames]).double().numpy()
              for name in ("expression", "rotation", "translation")}
+    stack["gaze"] = np.stack([np.zeros(6) if f.gaze is None else f.gaze for f in frames])
     try:
         timing = frame_timing([f.time for f in frames], info.fps, str(video))
     except ValueError as exc:
@@ -120,7 +126,7 @@ def track_driver(video: Path, model: MorphableModel, config: TrackJobConfig) -> 
         stack = {name: resample(timing, values) for name, values in stack.items()}
         stack["expression"] = stack["expression"].clip(0.0, 1.0)
     return DriverTrack(stack["expression"], stack["rotation"], stack["translation"], info.fps, fit.tracker.gaps,
-                       note)
+                       note, stack["gaze"])
 
 
 def _ict_weights(animation: Animation) -> np.ndarray:
@@ -143,8 +149,8 @@ def output_files(stem: str, driver: DriverTrack, target: Target, model: Morphabl
     if "csv" in config.formats:
         from facecast.pipelines.export.coefficients import yaw_pitch_roll
 
-        angles = yaw_pitch_roll(driver.rotation)
-        files[f"{stem}.csv"] = export_livelink_csv(arkit, angles, None, driver.fps)
+        gaze = np.zeros((len(arkit), 6)) if driver.gaze is None else driver.gaze
+        files[f"{stem}.csv"] = livelink_take(arkit, yaw_pitch_roll(driver.rotation), gaze, driver.fps, config.csv_fps)
     if "pc2" in config.formats:
         if target.mesh is None:
             raise UserError("--formats pc2 needs an ICT target (a photo or a coefficients .json), "
@@ -157,6 +163,15 @@ def output_files(stem: str, driver: DriverTrack, target: Target, model: Morphabl
                   "head_rotation": driver.rotation.tolist()}
         files[f"{stem}.json"] = json.dumps(record).encode()
     return files
+
+
+def livelink_take(arkit: np.ndarray, head: np.ndarray, gaze: np.ndarray, fps: float, rate: int) -> bytes:
+    """Live Link CSV of ``arkit (T, 52)`` weights, ``head (T, 3)`` yaw / pitch / roll and ``gaze (T, 6)`` eye
+    angles (radians) sampled at ``fps``, resampled (linearly) onto ``rate`` fps so that every row's
+    timecode is a whole frame of ``rate``."""
+    rows = np.concatenate([arkit, head, gaze], axis=1)
+    rows = resample(FrameTiming(np.arange(len(rows)) / fps, float(rate), 0.0), rows)
+    return export_livelink_csv(rows[:, :52].clip(0.0, 1.0), rows[:, 52:55], rows[:, 55:], float(rate))
 
 
 def _pc2_files(stem: str, mesh: AvatarMesh, weights: np.ndarray, fps: float) -> dict[str, bytes]:

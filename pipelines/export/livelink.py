@@ -18,6 +18,9 @@ Format, as the app writes it::
 - The 9 angles are normalised: Unreal's ``ToBlendShapeMap`` (AppleARKitConversion.h)
   divides the tracked rotator's degrees by 180, so a value is ``degrees / 180`` =
   ``radians / pi`` in [-1, 1]. Yaw and roll are negated when the app does not mirror.
+- facecast fills the six eye angles from the iris landmarks (:func:`facecast.recon.fit.gaze.eye_gaze`,
+  relative to the head, in the head angles' axes and signs) and writes ``TongueOut`` as 0 (ICT Light
+  has no tongue shape the tracker fits).
 
 Sources: the header of recorded takes as reproduced by several importers (JimWest's
 PyLiveLinkFace ``FaceBlendShape`` enum, nmfisher/blender_livelinkface, a test quoting
@@ -237,3 +240,4 @@ def read_livelink_csv(data: bytes, timecode_rate: float = 60.0) -> LiveLinkTake:
     seconds = np.array([parse_timecode(t, timecode_rate) / timecode_rate for t in timecodes])
     return LiveLinkTake(timecodes=tuple(timecodes), seconds=seconds, arkit=arkit,
                         head_rotation=head, eyes=eyes, has_angles=has_angles)
+

@@ -23,8 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 
+from facecast.recon.fit.gaze import EyeRig, eye_gaze
 from facecast.recon.fit.landmark_fit import FitConfig, LandmarkTarget, QuickChannels, TemporalAnchor, fit_landmarks
 from facecast.recon.fit.levenberg_marquardt import SolverConfig
 from facecast.recon.fit.video_solver import solve_chunk
@@ -47,12 +49,15 @@ class FrameLandmarks:
 
 @dataclass
 class TrackedFrame:
-    """One fitted frame: ``coeffs`` is a batch of one; ``detected`` is False for held gaps."""
+    """One fitted frame: ``coeffs`` is a batch of one; ``detected`` is False for held gaps; ``gaze``
+    ``(6,)`` radians, the eyes' yaw / pitch / roll (left, right) from the iris landmarks
+    (:func:`~facecast.recon.fit.gaze.eye_gaze`), or None when the landmarks have no irises."""
 
     index: int
     time: float
     coeffs: FaceCoeffs
     detected: bool
+    gaze: np.ndarray | None = None
 
 
 @dataclass
@@ -151,6 +156,8 @@ class VideoTracker:
         self.gaps: list[int] = []
         self._last: FaceCoeffs | None = None
         self._earlier: torch.Tensor | None = None  # the rotation of the frame before _last
+        self._gaze: np.ndarray | None = None  # that of _last
+        self._eyes = EyeRig.build(sparse)
         self._leading: list[FrameLandmarks] = []
         names = list(sparse.model.expression_names)
         unknown = [n for n in config.quick_channels if n not in names]
@@ -198,21 +205,26 @@ class VideoTracker:
                     coeffs = fit_landmarks(self.sparse, _cast(_target(found), dtype), fit,
                                            init=coeffs, identity=self.identity, anchor=anchor, quick=self._quick)
             fitted = {f.index: coeffs.select(k) for k, f in enumerate(found)}
+            gazes = None
+            if self._eyes is not None:
+                points = torch.stack([f.points for f in found])
+                gazes = dict(zip([f.index for f in found], eye_gaze(self.sparse, self._eyes, coeffs, points)))
         for frame in chunk:
             if frame.index in fitted:
                 if self._last is not None:
                     self._earlier = self._last.rotation
                 self._last = fitted[frame.index]
+                self._gaze = None if gazes is None else gazes[frame.index]
                 for early in self._leading:  # leading gaps take the first fitted pose
-                    yield TrackedFrame(early.index, early.time, self._last, False)
+                    yield TrackedFrame(early.index, early.time, self._last, False, self._gaze)
                 self._leading = []
-                yield TrackedFrame(frame.index, frame.time, self._last, True)
+                yield TrackedFrame(frame.index, frame.time, self._last, True, self._gaze)
                 continue
             self.gaps.append(frame.index)
             if self._last is None:
                 self._leading.append(frame)
             else:
-                yield TrackedFrame(frame.index, frame.time, self._last, False)
+                yield TrackedFrame(frame.index, frame.time, self._last, False, self._gaze)
 
     def run(self, stream: Iterable[FrameLandmarks]) -> Iterator[TrackedFrame]:
         """Consume ``stream`` lazily and yield fitted frames in order (gaps held)."""

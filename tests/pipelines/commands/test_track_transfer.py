@@ -16,6 +16,7 @@ from facecast.pipelines.cli import app
 from facecast.pipelines.export.coefficients import read_coefficients_csv
 from facecast.pipelines.export.livelink import read_livelink_csv
 from facecast.pipelines.export.pc2 import read_pc2
+from facecast.pipelines.media import probe_video
 
 runner = CliRunner()
 FRAMES = 16
@@ -100,8 +101,11 @@ def test_transfer_onto_a_user_glb_keeps_its_data(clip, tmp_path):
     sampler = gltf.animations[0].samplers[0]
     assert read_accessor(document, gltf.binary_blob(), sampler.input).shape == (FRAMES, 1)
     assert validate([out])[0]["numErrors"] == 0
-    take = read_livelink_csv(out.with_suffix(".csv").read_bytes())
-    assert take.arkit.shape == (FRAMES, 52)
+    take = read_livelink_csv(out.with_suffix(".csv").read_bytes())  # resampled onto 60 fps
+    fps = probe_video(clip).fps
+    assert take.arkit.shape == (int(np.floor((FRAMES - 1) / fps * 60 + 1e-9)) + 1, 52)
+    assert np.abs(take.seconds - take.seconds[0] - np.arange(take.num_frames) / 60).max() <= 1e-3
+    assert np.abs(take.eyes[:, [0, 1, 3, 4]]).max() > 0  # the eye angles are filled from the irises
 
 
 def _variable_rate_clip(clip: Path, path: Path, frames: int = 20) -> Path:
