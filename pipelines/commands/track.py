@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from facecast.pipelines.background import Consumer, prefetched
-from facecast.pipelines.export import check_output
+from facecast.pipelines.export import check_output, make_folder
 from facecast.pipelines.export.avatar import build_avatar
 from facecast.pipelines.export.coefficients import CoefficientTrack, export_coefficients_csv, export_coefficients_jsonl
 from facecast.pipelines.export.layout import MeshOptions
@@ -275,11 +275,13 @@ def _progress(total: int, enabled: bool):
     return progress_bar("tracking", ("{task.fields[fps]:.1f} frames/s",), enabled), total or None
 
 
-def prepare_outdir(outdir: str | Path) -> Path:
-    """Create ``outdir`` if needed; :class:`ExportError` when it is a file or not writable."""
+def prepare_outdir(outdir: str | Path) -> tuple[Path, Path | None]:
+    """Check ``outdir`` (:class:`ExportError` when it is a file or not writable); returns it and the topmost
+    of its folders that do not exist yet (None if it exists): the run creates them when its outputs
+    start and removes them again if it fails."""
     outdir = Path(outdir)
     check_output(outdir / "mesh.obj")
-    return outdir
+    return outdir, next((p for p in reversed((outdir, *outdir.parents)) if not p.exists()), None)
 
 
 @dataclass
@@ -367,9 +369,10 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
     start = time.perf_counter()
     with clock.stage("start"):
         info = probe_video(video)
-        outdir = prepare_outdir(outdir)
+        outdir, created = prepare_outdir(outdir)
         model = model or MorphableModel.load(assets)
         fit = VideoFit.build(model, config)
+        make_folder(outdir)
         outputs = _Outputs(outdir, model, config, info.fps, clock)
     frames = info.n_frames if config.max_frames is None else min(config.max_frames, info.n_frames or config.max_frames)
     progress, total = _progress(frames, show_progress)
@@ -394,6 +397,14 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
             files = outputs.commit(summary)
     except BaseException:
         outputs.abort()
+        if created is not None:  # a failed run leaves no empty folder of its own behind
+            for folder in (outdir, *outdir.parents):
+                if folder == created.parent:
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
         raise
     return TrackSummary(len(outputs.rows), info.fps, fit.tracker.gaps, files, time.perf_counter() - start,
                         clock.rounded())

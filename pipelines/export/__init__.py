@@ -71,7 +71,8 @@ def export_bytes(mesh: AvatarMesh, fmt: str, stem: str = "avatar", options: Mesh
 def check_output(path: str | Path) -> Path:
     """Fail early (:class:`ExportError`) when ``path`` has an unknown extension or no usable folder.
 
-    Missing parent folders are created.
+    Missing parent folders are not created here (:func:`write_files` makes them when it writes, so a
+    run that fails leaves no empty folder behind); the nearest existing one must be writable.
 
     This only checks what can be checked cheaply; :func:`write_mesh` reports the rest.
     """
@@ -83,16 +84,17 @@ def check_output(path: str | Path) -> Path:
     ancestor = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     if not ancestor.is_dir():
         raise ExportError(f"cannot write {path}: {ancestor} is a file, not a folder")
-    if not folder.exists():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ExportError(f"cannot write {path}: cannot create folder {folder} ({exc.strerror})") from exc
-    if not folder.is_dir():
-        raise ExportError(f"cannot write {path}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ExportError(f"cannot write {path}: folder {folder} is not writable; choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {path}: folder {ancestor} is not writable; choose another path")
     return path
+
+
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` and its missing parents (:class:`ExportError` with the reason if that fails)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create folder {folder} ({exc.strerror or exc})") from exc
 
 
 def _write_temporary(folder: Path, name: str, data: bytes) -> Path:
@@ -138,6 +140,7 @@ def write_files(folder: str | Path, files: dict[str, bytes]) -> list[Path]:
     no new file is left and the files it would have replaced are restored.
     """
     folder = Path(folder)
+    make_folder(folder)
     finals = [folder / name for name in files]
     for final in finals:
         if final.is_dir():
