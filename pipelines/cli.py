@@ -169,7 +169,8 @@ def track(
 @app.command()
 @user_errors
 def transfer(
-    driver: Annotated[Path, typer.Option(help="Driver video whose expressions are transferred.")],
+    driver: Annotated[Path, typer.Option(help="Driver video whose expressions are transferred, or a `facecast "
+                                         "track` output folder (or its coeffs.jsonl): reused, not tracked again.")],
     target: Annotated[Path, typer.Option(help="Target: a GLB/glTF/VRM with ARKit-named morph targets, "
                                                "a coefficients .json (from reconstruct) or a photo.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output file name; each format gets its "

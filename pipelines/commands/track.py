@@ -8,7 +8,8 @@ a failure leaves none of them, and existing files are only replaced on success):
   or, with ``mesh_format="obj"``, ``meshes/frame_000000.obj`` ... per frame;
 - ``coeffs.csv`` / ``coeffs.jsonl``: per frame the 53 ARKit-named weights, head pose
   (axis-angle, yaw/pitch/roll degrees, translation cm) and the model's 68 iBUG
-  landmarks in pixels (OpenCV integer-centre convention);
+  landmarks in pixels (OpenCV integer-centre convention); the JSONL also the eyes' gaze
+  (``gaze_deg``: left yaw / pitch / roll, right yaw / pitch / roll, from the irises);
 - ``preview.mp4``: the fitted mesh over the (downscaled) video;
 - ``track.json``: summary (fps, frame count, frames without a face, identity, camera).
 
@@ -219,7 +220,9 @@ class _Outputs:
         c = frame.coeffs
         if self.first is None:
             self.first = c
-        self.rows.append(torch.cat([c.expression[0], c.rotation[0], c.translation[0]]).double().numpy())
+        gaze = torch.zeros(6, dtype=torch.float64) if frame.gaze is None else torch.as_tensor(frame.gaze)
+        self.rows.append(torch.cat([c.expression[0].double(), c.rotation[0].double(), c.translation[0].double(),
+                                    gaze.double()]).numpy())
         self.landmarks.append(landmarks)
         if preview is not None and self.preview is not None:
             self.preview.put(preview)
@@ -229,7 +232,8 @@ class _Outputs:
         track = CoefficientTrack(
             frame=np.arange(len(rows)), time=np.arange(len(rows)) / self.fps,
             names=tuple(self.model.expression_names), expression=rows[:, :53],
-            rotation=rows[:, 53:56], translation=rows[:, 56:59], landmarks=np.stack(self.landmarks))
+            rotation=rows[:, 53:56], translation=rows[:, 56:59], landmarks=np.stack(self.landmarks),
+            gaze=rows[:, 59:65])
         (self.tmp / "coeffs.csv").write_bytes(export_coefficients_csv(track))
         (self.tmp / "coeffs.jsonl").write_bytes(export_coefficients_jsonl(track))
         if self.pc2 is not None:

@@ -106,8 +106,40 @@ def load_target(path: Path, model: MorphableModel) -> Target:
     return Target(rig, None, path.read_bytes())
 
 
+def load_take(path: Path, model: MorphableModel) -> DriverTrack:
+    """The :class:`DriverTrack` of a ``facecast track`` output folder (or its ``coeffs.jsonl``, with the
+    ``track.json`` beside it): no tracking. :class:`UserError` naming the file when it is unusable."""
+    from facecast.pipelines.export.coefficients import read_coefficients_jsonl
+
+    folder = path if path.is_dir() else path.parent
+    lines, summary_file = (path / "coeffs.jsonl" if path.is_dir() else path), folder / "track.json"
+    for needed in (lines, summary_file):
+        if not needed.is_file():
+            raise UserError(f"driver take {path}: {needed.name} is missing (give a `facecast track` output folder)")
+    try:
+        take = read_coefficients_jsonl(lines.read_bytes())
+        summary = json.loads(summary_file.read_text())
+        fps, gaps = float(summary["fps"]), [int(g) for g in summary.get("frames_without_face", [])]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise UserError(f"driver take {path}: {exc}") from None
+    names = list(model.expression_names)
+    if sorted(take.names) != sorted(names):
+        raise UserError(f"driver take {path}: its channels are not the model's 53 ({len(take.names)} given)")
+    weights = take.expression[:, [take.names.index(n) for n in names]]
+    gaze = take.gaze if take.gaze is not None else np.zeros((take.num_frames, 6))
+    return DriverTrack(weights, take.rotation, take.translation, fps, gaps, None, gaze)
+
+
 def track_driver(video: Path, model: MorphableModel, config: TrackJobConfig) -> DriverTrack:
-    """Track ``video`` (no files written) into a :class:`DriverTrack`."""
+    """Track ``video`` (no files written) into a :class:`DriverTrack`; a ``facecast track`` output folder
+    or its ``coeffs.jsonl`` is read as it is (:func:`load_take`)."""
+    if video.is_dir() or video.suffix.lower() == ".jsonl":
+        take = load_take(video, model)
+        if config.max_frames is not None:
+            n = config.max_frames
+            take = replace(take, weights=take.weights[:n], rotation=take.rotation[:n],
+                           translation=take.translation[:n], gaze=take.gaze[:n], gaps=[g for g in take.gaps if g < n])
+        return take
     from facecast.pipelines.media import probe_video
 
     info = probe_video(video)

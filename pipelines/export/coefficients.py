@@ -59,7 +59,8 @@ class CoefficientTrack:
 
     frame ``(T,)`` int64, time ``(T,)`` seconds, names ``C`` channel names, expression
     ``(T, C)``, rotation ``(T, 3)`` axis-angle radians, translation ``(T, 3)`` cm,
-    landmarks ``(T, K, 2)`` pixels or None.
+    landmarks ``(T, K, 2)`` pixels or None, gaze ``(T, 6)`` radians (left yaw / pitch / roll, right
+    yaw / pitch / roll of the eyes relative to the head) or None.
     """
 
     frame: np.ndarray
@@ -69,9 +70,13 @@ class CoefficientTrack:
     rotation: np.ndarray
     translation: np.ndarray
     landmarks: np.ndarray | None = None
+    gaze: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         frames = len(self.frame)
+        if self.gaze is not None and (np.shape(self.gaze) != (frames, 6) or not np.isfinite(self.gaze).all()):
+            raise ValueError(f"CoefficientTrack.gaze must have shape ({frames}, 6) and be finite, "
+                             f"got {np.shape(self.gaze)}")
         expected = {"frame": (frames,), "time": (frames,), "expression": (frames, len(self.names)),
                     "rotation": (frames, 3), "translation": (frames, 3)}
         for name, shape in expected.items():
@@ -191,6 +196,8 @@ def export_coefficients_jsonl(track: CoefficientTrack) -> bytes:
         }
         if track.landmarks is not None:
             record["landmarks"] = np.asarray(track.landmarks[t], dtype=float).tolist()
+        if track.gaze is not None:
+            record["gaze_deg"] = np.degrees(np.asarray(track.gaze[t], dtype=float)).tolist()
         lines.append(json.dumps(record))
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
@@ -219,4 +226,5 @@ def read_coefficients_jsonl(data: bytes) -> CoefficientTrack:
         frame=np.asarray([r["frame"] for r in records], dtype=np.int64), time=stack("time"),
         names=names, expression=np.asarray([list(r["expression"].values()) for r in records]),
         rotation=stack("rotation"), translation=stack("translation_cm"),
-        landmarks=stack("landmarks") if with_marks else None)
+        landmarks=stack("landmarks") if with_marks else None,
+        gaze=np.radians(stack("gaze_deg")) if all("gaze_deg" in r for r in records) else None)

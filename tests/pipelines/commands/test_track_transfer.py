@@ -224,3 +224,32 @@ def test_transfer_to_an_unusable_output_path_fails_before_any_work(clip, tmp_pat
     message = result.output.strip().splitlines()[-1]
     assert message.startswith("error: ") and "afile" in message and "not a folder" in message, message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "user.glb"]
+
+
+
+def test_transfer_reuses_a_tracked_take(tracked, clip, tmp_path):
+    """--driver take/ (a `facecast track` output, or its coeffs.jsonl) gives what tracking the video again
+    gives, without tracking it."""
+    import time
+
+    from facecast.pipelines.export.coefficients import read_coefficients_jsonl
+
+    target = tmp_path / "ict.json"
+    target.write_text(json.dumps({"identity": [0.0] * 100}))
+    out = {}
+    for name, driver in (("video", clip), ("take", tracked), ("jsonl", tracked / "coeffs.jsonl")):
+        began = time.perf_counter()
+        result = runner.invoke(app, ["transfer", "--driver", str(driver), "--target", str(target),
+                                     "-o", str(tmp_path / name / "anim.glb"), "--formats", "csv",
+                                     "--max-frames", str(FRAMES)])
+        assert result.exit_code == 0, result.output
+        out[name] = (read_livelink_csv((tmp_path / name / "anim.csv").read_bytes()), time.perf_counter() - began)
+    take = read_coefficients_jsonl((tracked / "coeffs.jsonl").read_bytes())
+    assert take.gaze is not None and np.abs(take.gaze).max() > 0
+    np.testing.assert_allclose(out["take"][0].arkit, out["jsonl"][0].arkit)
+    np.testing.assert_allclose(out["take"][0].arkit, out["video"][0].arkit, atol=0.02)  # the same fit (0.014 seen)
+    np.testing.assert_allclose(out["take"][0].eyes, out["video"][0].eyes, atol=0.02)
+    assert out["take"][1] < 0.5 * out["video"][1]  # no tracking
+    result = runner.invoke(app, ["transfer", "--driver", str(tmp_path), "--target", str(target),
+                                 "-o", str(tmp_path / "bad" / "anim.glb")])
+    assert result.exit_code != 0 and "coeffs.jsonl is missing" in result.output
