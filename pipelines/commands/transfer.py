@@ -102,8 +102,24 @@ def load_target(path: Path, model: MorphableModel) -> Target:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if isinstance(rig, IctRig):
-        return Target(rig, build_avatar(model, rig.identity), None)
+        return Target(rig, _dressed(build_avatar(model, rig.identity), path), None)
     return Target(rig, None, path.read_bytes())
+
+
+def _dressed(mesh: AvatarMesh, path: Path) -> AvatarMesh:
+    """``mesh`` with the texture and colours of the reconstruction ``path`` came from: the GLB that
+    ``facecast reconstruct`` wrote beside its JSON (``head.json`` -> ``head.glb``), when there is one."""
+    from facecast.pipelines.export.gltf import read_appearance
+
+    beside = path.with_suffix(".glb")
+    if path.suffix.lower() != ".json" or not beside.is_file():
+        return mesh
+    try:
+        textures, colours = read_appearance(beside.read_bytes())
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):  # not our GLB: the flat look
+        return mesh
+    known = tuple(t for t in textures if t.material in mesh.material_names)
+    return replace(mesh.with_colours(colours), textures=known)
 
 
 def load_take(path: Path, model: MorphableModel) -> DriverTrack:

@@ -238,3 +238,30 @@ def export_glb(mesh: AvatarMesh, options: GltfOptions = GltfOptions()) -> bytes:
     gltf.scene = 0
     blob.finish()
     return b"".join(gltf.save_to_bytes())
+
+
+def _srgb(linear: float) -> float:
+    """Linear colour component -> sRGB (the inverse of :func:`_linear`)."""
+    return linear * 12.92 if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
+
+
+def read_appearance(data: bytes) -> tuple[tuple[MaterialTexture, ...], dict[str, tuple[float, ...]]]:
+    """The look of a GLB written by :func:`export_glb`: ``(textures, {material: sRGB + opacity})``, the
+    base colour PNG of each textured material and the colour of each untextured one (``ValueError``
+    when ``data`` is not such a GLB)."""
+    gltf = gl.GLTF2.load_from_bytes(data)
+    blob = gltf.binary_blob() or b""
+    textures, colours = [], {}
+    for material in gltf.materials:
+        pbr = material.pbrMetallicRoughness
+        if pbr is None or material.name is None:
+            continue
+        factor = pbr.baseColorFactor or [1.0, 1.0, 1.0, 1.0]
+        if pbr.baseColorTexture is None:
+            colours[material.name] = (*(_srgb(c) for c in factor[:3]), factor[3])
+            continue
+        image = gltf.images[gltf.textures[pbr.baseColorTexture.index].source]
+        view = gltf.bufferViews[image.bufferView]
+        start = view.byteOffset or 0
+        textures.append(MaterialTexture(material.name, blob[start:start + view.byteLength]))
+    return tuple(textures), colours

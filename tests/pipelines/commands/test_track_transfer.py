@@ -253,3 +253,26 @@ def test_transfer_reuses_a_tracked_take(tracked, clip, tmp_path):
     result = runner.invoke(app, ["transfer", "--driver", str(tmp_path), "--target", str(target),
                                  "-o", str(tmp_path / "bad" / "anim.glb")])
     assert result.exit_code != 0 and "coeffs.jsonl is missing" in result.output
+
+
+def test_a_reconstruction_json_target_keeps_its_photo_texture(clip, tmp_path):
+    """transfer --target head.json (from reconstruct) animates the head with the texture and colours of the
+    head.glb reconstruct wrote beside it."""
+    import pygltflib
+
+    from facecast.pipelines.export.gltf import read_appearance
+
+    result = runner.invoke(app, ["reconstruct", "-o", str(tmp_path / "head.glb"), "--no-preview",
+                                 "--texture-size", "256"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "anim" / "anim.glb"
+    result = runner.invoke(app, ["transfer", "--driver", str(clip), "--target", str(tmp_path / "head.json"),
+                                 "-o", str(out), "--max-frames", "4"])
+    assert result.exit_code == 0, result.output
+    theirs, our = read_appearance((tmp_path / "head.glb").read_bytes()), read_appearance(out.read_bytes())
+    assert our[0] and [(t.material, t.png) for t in our[0]] == [(t.material, t.png) for t in theirs[0]]
+    assert our[1].keys() == theirs[1].keys()
+    for name, colour in theirs[1].items():  # iris colour and skin tone of the photo
+        np.testing.assert_allclose(our[1][name], colour, atol=1e-6)
+    assert len(pygltflib.GLTF2.load_from_bytes(out.read_bytes()).animations) == 1
+    assert validate([out])[0]["numErrors"] == 0
