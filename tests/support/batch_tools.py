@@ -4,6 +4,7 @@ folder (its manifest, per-input outputs, visible output folders)."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -22,12 +23,16 @@ def probe_json(out: Path, key: str) -> dict:
 
 
 def visible_dirs_with_files(out: Path) -> set[str]:
-    """Output folders (relative keys) that hold files, hidden folders excluded."""
+    """Output folders (relative keys) that hold files, hidden folders excluded.
+
+    Safe while a batch runs: its hidden temporary folders are not entered (they come and go), and a
+    folder that vanishes during the walk is skipped (``os.walk`` ignores it)."""
     found = set()
-    for path in out.rglob("*"):
-        rel = path.relative_to(out)
-        if path.is_file() and len(rel.parts) > 1 and not rel.parts[0].startswith("."):
-            found.add(rel.parent.as_posix())
+    for folder, subfolders, files in os.walk(out):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        rel = Path(folder).relative_to(out)
+        if files and rel.parts:
+            found.add(rel.as_posix())
     return found
 
 
