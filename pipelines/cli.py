@@ -183,6 +183,10 @@ def transfer(
     mode: Annotated[str, typer.Option(help="How the driver is tracked: " + _TRACK_MODE_HELP)] = "accurate",
     csv_fps: Annotated[int, typer.Option(help="Frame rate of the Live Link CSV, 30 or 60 (what Unreal's importer "
                                          "assumes); the driver is resampled onto it.")] = 60,
+    head_motion: Annotated[str, typer.Option(help="rotation (the head turns), full (turns and moves) or none.")]
+    = "rotation",
+    head_node: Annotated[str | None, typer.Option(help="Node of a GLB target that takes the head pose "
+                                                  "(default: the face mesh's node or its 'head' joint).")] = None,
     assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
 ) -> None:
     """Animate a target avatar with the expressions and head rotation of a driver video.
@@ -203,13 +207,16 @@ def transfer(
     if max_frames is not None and max_frames < 1:
         raise UserError("--max-frames must be >= 1")
     try:
-        retarget = RetargetConfig(smoothing=smoothing, mirror=mirror)
+        if head_motion not in ("rotation", "full", "none"):
+            raise ValueError(f"--head-motion must be rotation, full or none, got {head_motion!r}")
+        retarget = RetargetConfig(smoothing=smoothing, mirror=mirror, rotation=head_motion != "none",
+                                  translation=head_motion == "full")
         # the retargeting smooths already, so fast mode's own filter is not stacked on it
         tracking = TrackJobConfig(tracking=replace(TrackConfig(), mode=mode), preview=False, max_frames=max_frames,
                                   fast_smoothing=False)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    config = TransferConfig(tracking=tracking, csv_fps=csv_fps,
+    config = TransferConfig(tracking=tracking, csv_fps=csv_fps, head_node=head_node,
                             retarget=retarget, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     written, track = run(driver, target, output, config, assets=assets)
     if track.timing:

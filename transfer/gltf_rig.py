@@ -10,7 +10,7 @@ cannot use. :func:`~facecast.transfer.rig_loader.load_rig` picks it for glTF fil
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from facecast.transfer.rigs import (
     match_target_name,
     mesh_target_names,
     node_pose,
+    parent_rotation,
     read_document,
     target_row,
 )
@@ -81,7 +82,9 @@ class GltfRig:
         missing = tuple(n for n in ARKIT_52 if n not in covered and n != "tongueOut")   # never driven
         _warn_unused(source, unknown, missing, ignored)
         node = _head_node(document, source, head_node, meshes)
-        pose = node_pose(document["nodes"][node]) if node is not None else NodePose()
+        pose = NodePose()
+        if node is not None:
+            pose = replace(node_pose(document["nodes"][node]), parent_rotation=parent_rotation(document, node))
         return cls(source, tuple(meshes), tuple(matrices), tuple(rests), node, pose, _check_facing(facing),
                    tuple(unknown), missing)
 

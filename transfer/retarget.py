@@ -20,9 +20,11 @@ Per frame, in this order (the same functions run offline and live):
    both halves) or by facecast channel name (``browInnerUpLeft``);
 5. eye gaze channels (``eyeLook*``) zeroed unless ``eye_gaze``;
 6. the rig turns the 53 channels into morph weights per mesh;
-7. head pose: ``q = q_driver * q_rest`` (the driver rotation applied in the head node's
-   parent frame, assumed aligned with the glTF axes; for rigs facing -z it is turned by
-   180 degrees about y first). With ``pose_relative`` the rotation is taken relative to the
+7. head pose: ``q = P^-1 q_driver P q_rest`` with ``P`` the world rotation of the head node's parent
+   at rest: the driver's turn about the world's (glTF's) axes, written in the parent's frame (a
+   head under a parent turned 90 degrees still yaws about the vertical); for rigs facing -z it
+   is turned by 180 degrees about y first. The turn is about the node's own origin. With
+   ``pose_relative`` the rotation is taken relative to the
    reference frame. Translation: ``t_rest + scale * (t - t_ref) / 100`` (cm -> m). The
    reference frame is ``neutral_frame`` in ``"frame"`` mode, else the first frame (offline
    and live alike).
@@ -217,7 +219,8 @@ def head_pose(quats: np.ndarray, translation: np.ndarray, reference: tuple[np.nd
         driver = Rotation.from_quat(quats)
         if config.pose_relative:
             driver = driver * Rotation.from_quat(reference[0]).inv()
-        rotation = (driver * Rotation.from_quat(rig.head_pose.rotation)).as_quat()
+        parent = Rotation.from_quat(rig.head_pose.parent_rotation)  # the driver's turn, in the parent's axes
+        rotation = (parent.inv() * driver * parent * Rotation.from_quat(rig.head_pose.rotation)).as_quat()
     moved = None
     if config.translation:
         moved = rig.head_pose.translation + config.translation_scale * (translation - reference[1]) / 100.0

@@ -109,11 +109,25 @@ def target_row(target: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NodePose:
-    """A node's rest transform: translation ``(3,)``, rotation ``(4,)`` xyzw, scale ``(3,)``."""
+    """A node's rest transform: translation ``(3,)``, rotation ``(4,)`` xyzw, scale ``(3,)``; and
+    ``parent_rotation`` ``(4,)`` xyzw, the world rotation of its parent at rest (identity for a root)."""
 
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
     rotation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
     scale: np.ndarray = field(default_factory=lambda: np.ones(3))
+    parent_rotation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
+
+
+def parent_rotation(document: dict, node: int) -> np.ndarray:
+    """``(4,)`` xyzw: the world rotation at rest of ``node``'s parent (the product of its ancestors')."""
+    nodes = document.get("nodes", [])
+    parents = {child: k for k, n in enumerate(nodes) for child in n.get("children", [])}
+    total, seen, current = Rotation.identity(), {node}, parents.get(node)
+    while current is not None and current not in seen:  # a malformed loop stops the walk
+        seen.add(current)
+        total = Rotation.from_quat(node_pose(nodes[current]).rotation) * total
+        current = parents.get(current)
+    return total.as_quat()
 
 
 def node_pose(node: dict) -> NodePose:

@@ -49,6 +49,7 @@ class TransferConfig:
     retarget: RetargetConfig = field(default_factory=lambda: RetargetConfig(smoothing="zero_phase"))
     formats: tuple[str, ...] = ("glb",)
     csv_fps: int = 60  # the Live Link CSV's frame rate (Unreal's importer assumes 30 or 60)
+    head_node: str | None = None  # the GLB node taking the head pose (default: the rig's choice)
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -86,7 +87,7 @@ class DriverTrack:
     gaze: np.ndarray | None = None
 
 
-def load_target(path: Path, model: MorphableModel) -> Target:
+def load_target(path: Path, model: MorphableModel, head_node: str | None = None) -> Target:
     """The :class:`Target` of a GLB/glTF/VRM, coefficients JSON or photo (by content / suffix)."""
     if not path.is_file():
         raise UserError(f"target {path} does not exist")
@@ -98,7 +99,7 @@ def load_target(path: Path, model: MorphableModel) -> Target:
         rig = IctRig(rec.result.coeffs.identity[0].double().numpy(), str(path))
         return Target(rig, rec.mesh, None)
     try:
-        rig = load_rig(path)
+        rig = load_rig(path, head_node)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if isinstance(rig, IctRig):
@@ -234,7 +235,7 @@ def transfer(driver: str | Path, target: str | Path, output: str | Path,
     """Transfer the expressions of ``driver`` (video) onto ``target``; writes beside ``output``."""
     output = check_output(Path(output).with_suffix(".glb"))
     model = model or MorphableModel.load(assets)
-    goal = load_target(Path(target), model)
+    goal = load_target(Path(target), model, config.head_node)
     track = track_driver(Path(driver), model, config.tracking)
     files = output_files(output.stem, track, goal, model, config)
     return write_files(output.parent, files), track

@@ -205,3 +205,30 @@ def test_bad_inputs_raise_clear_errors():
     live.push(DriverFrame(0.0, np.zeros(53)))
     with pytest.raises(ValueError, match="frame.weights"):
         live.push(DriverFrame(0.1, np.zeros(52)))
+
+
+def test_a_head_under_a_turned_parent_still_yaws_about_the_vertical():
+    """A face-capture export: the head mesh sits in a parent turned -90 degrees about x (a z-up scene). A
+    driver yaw of +20 degrees must turn the head 20 degrees about the world's vertical (y) axis, not roll it."""
+    from facecast.transfer.gltf_rig import GltfRig
+
+    turned = Rotation.from_euler("x", -90, degrees=True)
+    own = Rotation.from_euler("z", 15, degrees=True)  # the head node's own rest turn inside the parent
+    document = {
+        "asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}],
+        "nodes": [{"name": "Armature", "rotation": turned.as_quat().tolist(), "children": [1]},
+                  {"name": "HeadMesh", "mesh": 0, "rotation": own.as_quat().tolist(), "translation": [0, 0, 1.6]}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "targets": [{"POSITION": 0}] * 2}],
+                    "extras": {"targetNames": ["jawOpen", "eyeBlinkLeft"]}}],
+    }
+    rig = GltfRig.from_document(document, "capture.glb")
+    assert rig.head_node == 1
+    yaw = np.array([[0.0, 0.0, 0.0], [0.0, np.radians(20.0), 0.0]])
+    animation = retarget(np.zeros((2, 53)), yaw, None, FPS, rig, RetargetConfig(neutral="none", smoothing="none"))
+    world_rest = turned * own
+    world = turned * Rotation.from_quat(animation.rotation[1])
+    turn = world * world_rest.inv()  # what the head did, in world axes
+    np.testing.assert_allclose(turn.as_rotvec(), [0.0, np.radians(20.0), 0.0], atol=1e-9)
+    # before: the driver's turn applied in the parent's axes, a yaw about the parent's y: a 20 degree roll
+    naive = turned * Rotation.from_rotvec(yaw[1]) * own * world_rest.inv()
+    assert abs(np.degrees(naive.as_rotvec()[2])) == pytest.approx(20.0, abs=1e-6)

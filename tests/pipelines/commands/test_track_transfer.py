@@ -276,3 +276,27 @@ def test_a_reconstruction_json_target_keeps_its_photo_texture(clip, tmp_path):
         np.testing.assert_allclose(our[1][name], colour, atol=1e-6)
     assert len(pygltflib.GLTF2.load_from_bytes(out.read_bytes()).animations) == 1
     assert validate([out])[0]["numErrors"] == 0
+
+
+def test_transfer_head_motion_and_head_node_options(tracked, tmp_path):
+    """--head-motion none writes no head channel; --head-node names the node that turns; a wrong name is one line."""
+    import pygltflib
+
+    (tmp_path / "user.glb").write_bytes(arkit_sphere_glb(extra=()))
+    nodes = [n.name for n in pygltflib.GLTF2.load_from_bytes(arkit_sphere_glb(extra=())).nodes]
+
+    def paths(args):
+        out = tmp_path / f"anim{len(list(tmp_path.iterdir()))}.glb"
+        result = runner.invoke(app, ["transfer", "--driver", str(tracked), "--target", str(tmp_path / "user.glb"),
+                                     "-o", str(out), *args])
+        assert result.exit_code == 0, result.output
+        gltf = pygltflib.GLTF2.load_from_bytes(out.read_bytes())
+        return {(gltf.nodes[c.target.node].name, c.target.path) for c in gltf.animations[0].channels}
+
+    assert ("Head", "rotation") in paths([])
+    assert not any(path in ("rotation", "translation") for _, path in paths(["--head-motion", "none"]))
+    assert {("Head", "rotation"), ("Head", "translation")} <= paths(["--head-motion", "full"])
+    assert ("Hat", "rotation") in paths(["--head-node", "Hat"]) and "Hat" in nodes
+    result = runner.invoke(app, ["transfer", "--driver", str(tracked), "--target", str(tmp_path / "user.glb"),
+                                 "-o", str(tmp_path / "x.glb"), "--head-node", "Nope"])
+    assert result.exit_code != 0 and "no node named 'Nope'" in result.output and "Traceback" not in result.output
