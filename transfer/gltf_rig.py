@@ -22,9 +22,12 @@ from facecast.transfer.rigs import (
     RigMesh,
     RigWarning,
     check_channels,
+    local_matrix,
     match_target_name,
     mesh_target_names,
     node_pose,
+    parent_matrix,
+    parent_of,
     parent_rotation,
     read_document,
     target_row,
@@ -49,6 +52,7 @@ class GltfRig:
     facing: str = "+z"
     unknown_targets: tuple[str, ...] = ()
     missing_arkit: tuple[str, ...] = ()
+    companions: tuple[tuple[int, NodePose], ...] = ()  # nodes beside the head that move rigidly with it
 
     def evaluate(self, weights: np.ndarray) -> tuple[np.ndarray, ...]:
         """Channels ``(T, 53)`` -> one ``(T, K_m)`` per mesh."""
@@ -82,11 +86,11 @@ class GltfRig:
         missing = tuple(n for n in ARKIT_52 if n not in covered and n != "tongueOut")   # never driven
         _warn_unused(source, unknown, missing, ignored)
         node = _head_node(document, source, head_node, meshes)
-        pose = NodePose()
+        pose, companions = NodePose(), ()
         if node is not None:
-            pose = replace(node_pose(document["nodes"][node]), parent_rotation=parent_rotation(document, node))
+            pose, companions = _head_parts(document, node)
         return cls(source, tuple(meshes), tuple(matrices), tuple(rests), node, pose, _check_facing(facing),
-                   tuple(unknown), missing)
+                   tuple(unknown), missing, companions)
 
 
 def _match_meshes(document: dict) -> tuple[list, list, list, list[str], list[str]]:
@@ -164,3 +168,52 @@ def _head_node(document: dict, source: str, wanted: str | int | None,
     warnings.warn(f"{source}: the face mesh is skinned and no joint is named 'head'; the head pose "
                   "is not transferred (name a head node to fix this)", RigWarning, stacklevel=4)
     return None
+
+
+def _head_parts(document: dict, node: int) -> tuple[NodePose, tuple[tuple[int, NodePose], ...]]:
+    """The head node's pose (with its parent's rotation and, when it holds a mesh, the pivot: the bottom
+    centre of the mesh's box, where a neck would be) and the nodes beside it whose meshes lie in that
+    box (eyes, teeth, tongue, lashes exported as meshes of their own), which turn with it."""
+    nodes = document["nodes"]
+    parent = parent_matrix(document, node)
+    pose = replace(node_pose(nodes[node]), parent_rotation=parent_rotation(document, node))
+    box = _world_box(document, node, parent)
+    if box is None:
+        return pose, ()
+    low, high = box
+    pivot_world = np.array([(low[0] + high[0]) / 2, low[1], (low[2] + high[2]) / 2, 1.0])
+    pivot = (np.linalg.inv(parent) @ pivot_world)[:3]
+    pose = replace(pose, pivot=pivot)
+    margin = 0.1 * (high - low)
+    mother = parent_of(document, node)
+    companions = []
+    for k, other in enumerate(nodes):
+        if k == node or "mesh" not in other or parent_of(document, k) != mother:
+            continue
+        inner = _world_box(document, k, parent)
+        if inner is not None and np.all((inner[0] + inner[1]) / 2 >= low - margin) \
+                and np.all((inner[0] + inner[1]) / 2 <= high + margin):
+            companions.append((k, replace(node_pose(other), parent_rotation=pose.parent_rotation, pivot=pivot)))
+    return pose, tuple(companions)
+
+
+def _world_box(document: dict, node: int, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """World-space box ``(low (3,), high (3,))`` of the mesh ``node`` holds, from its POSITION bounds
+    (``parent``: the world matrix of the node's parent); None without a mesh or bounds."""
+    mesh = document["nodes"][node].get("mesh")
+    if not isinstance(mesh, int) or not 0 <= mesh < len(document.get("meshes", [])):
+        return None
+    accessors = document.get("accessors", [])
+    lows, highs = [], []
+    for primitive in document["meshes"][mesh].get("primitives", []):
+        index = (primitive.get("attributes") or {}).get("POSITION")
+        if isinstance(index, int) and 0 <= index < len(accessors) and "min" in accessors[index]:
+            lows.append(accessors[index]["min"][:3])
+            highs.append(accessors[index]["max"][:3])
+    if not lows:
+        return None
+    low, high = np.min(lows, axis=0), np.max(highs, axis=0)
+    corners = np.array([[x, y, z, 1.0] for x in (low[0], high[0]) for y in (low[1], high[1])
+                        for z in (low[2], high[2])])
+    world = (parent @ local_matrix(node_pose(document["nodes"][node])) @ corners.T).T[:, :3]
+    return world.min(0), world.max(0)

@@ -48,7 +48,7 @@ from facecast.transfer.filters import (
     smooth_rotations,
     smooth_zero_phase,
 )
-from facecast.transfer.rigs import N_CHANNELS, Rig, channel_names, check_channels
+from facecast.transfer.rigs import N_CHANNELS, NodePose, Rig, channel_names, check_channels
 
 NEUTRAL_MODES = ("none", "frame", "percentile")
 SMOOTHING_MODES = ("none", "one_euro", "zero_phase")
@@ -118,6 +118,8 @@ class Animation:
     node: int | None = None
     rotation: np.ndarray | None = None
     translation: np.ndarray | None = None
+    #: ``(node, rotation (T, 4), translation (T, 3))`` of nodes that move rigidly with the head node
+    companions: tuple[tuple[int, np.ndarray, np.ndarray], ...] = ()
 
     def __post_init__(self) -> None:
         times = np.asarray(self.times, dtype=np.float64)
@@ -214,16 +216,40 @@ def head_pose(quats: np.ndarray, translation: np.ndarray, reference: tuple[np.nd
     """
     if rig.head_node is None:
         return None, None
-    rotation = None
+    return _node_pose(rig.head_pose, quats, translation, reference, config)
+
+
+def companion_poses(quats: np.ndarray, translation: np.ndarray, reference: tuple[np.ndarray, np.ndarray],
+                    rig: Rig, config: RetargetConfig) -> tuple[tuple[int, np.ndarray, np.ndarray], ...]:
+    """``(node, rotation (T, 4), translation (T, 3))`` of each of the rig's ``companions`` (eyes, teeth:
+    meshes beside the head node), moved as the head is, about the same pivot."""
+    out = []
+    for node, pose in getattr(rig, "companions", ()):
+        rotation, moved = _node_pose(pose, quats, translation, reference, config)
+        if rotation is not None or moved is not None:
+            out.append((node, np.tile(pose.rotation, (len(quats), 1)) if rotation is None else continuous(rotation),
+                        np.tile(pose.translation, (len(quats), 1)) if moved is None else moved))
+    return tuple(out)
+
+
+def _node_pose(pose: NodePose, quats: np.ndarray, translation: np.ndarray, reference: tuple[np.ndarray, np.ndarray],
+               config: RetargetConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One node's rotation ``(T, 4)`` and translation ``(T, 3)`` (or None) under the driver's pose: the
+    driver's turn, written in the parent's axes, about ``pose.pivot`` (the node's origin if None)."""
+    parent = Rotation.from_quat(pose.parent_rotation)
+    rotation = moved = None
+    turn = None
     if config.rotation:
         driver = Rotation.from_quat(quats)
         if config.pose_relative:
             driver = driver * Rotation.from_quat(reference[0]).inv()
-        parent = Rotation.from_quat(rig.head_pose.parent_rotation)  # the driver's turn, in the parent's axes
-        rotation = (parent.inv() * driver * parent * Rotation.from_quat(rig.head_pose.rotation)).as_quat()
-    moved = None
+        turn = parent.inv() * driver * parent
+        rotation = (turn * Rotation.from_quat(pose.rotation)).as_quat()
+    if turn is not None and pose.pivot is not None:  # about the pivot: the origin swings round it
+        moved = pose.pivot + turn.apply(pose.translation - pose.pivot)
     if config.translation:
-        moved = rig.head_pose.translation + config.translation_scale * (translation - reference[1]) / 100.0
+        shift = config.translation_scale * (translation - reference[1]) / 100.0
+        moved = (pose.translation if moved is None else moved) + parent.inv().apply(shift)
     return rotation, moved
 
 
@@ -288,7 +314,8 @@ def retarget(weights: np.ndarray, rotation: np.ndarray | None, translation: np.n
     if rotation_out is not None:
         rotation_out = continuous(rotation_out)
     node = rig.head_node if rotation_out is not None or translation_out is not None else None
-    return Animation(times, morphs, node, rotation_out, translation_out)
+    companions = companion_poses(quats, translation, (quats[ref], translation[ref]), rig, config)
+    return Animation(times, morphs, node, rotation_out, translation_out, companions if node is not None else ())
 
 
 class LiveRetargeter:

@@ -116,18 +116,37 @@ class NodePose:
     rotation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
     scale: np.ndarray = field(default_factory=lambda: np.ones(3))
     parent_rotation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
+    pivot: np.ndarray | None = None  # (3,) where the head turns, in the parent's frame; None: the origin
+
+
+def local_matrix(pose: NodePose) -> np.ndarray:
+    """``(4, 4)`` the node's local transform ``T R S``."""
+    out = np.eye(4)
+    out[:3, :3] = Rotation.from_quat(pose.rotation).as_matrix() * pose.scale
+    out[:3, 3] = pose.translation
+    return out
+
+
+def parent_of(document: dict, node: int) -> int | None:
+    """The index of the node whose ``children`` hold ``node``, or None for a root."""
+    return next((k for k, n in enumerate(document.get("nodes", [])) if node in n.get("children", [])), None)
+
+
+def parent_matrix(document: dict, node: int) -> np.ndarray:
+    """``(4, 4)`` the world transform at rest of ``node``'s parent (the product of its ancestors')."""
+    nodes = document.get("nodes", [])
+    total, seen, current = np.eye(4), {node}, parent_of(document, node)
+    while current is not None and current not in seen:  # a malformed loop stops the walk
+        seen.add(current)
+        total = local_matrix(node_pose(nodes[current])) @ total
+        current = parent_of(document, current)
+    return total
 
 
 def parent_rotation(document: dict, node: int) -> np.ndarray:
-    """``(4,)`` xyzw: the world rotation at rest of ``node``'s parent (the product of its ancestors')."""
-    nodes = document.get("nodes", [])
-    parents = {child: k for k, n in enumerate(nodes) for child in n.get("children", [])}
-    total, seen, current = Rotation.identity(), {node}, parents.get(node)
-    while current is not None and current not in seen:  # a malformed loop stops the walk
-        seen.add(current)
-        total = Rotation.from_quat(node_pose(nodes[current]).rotation) * total
-        current = parents.get(current)
-    return total.as_quat()
+    """``(4,)`` xyzw: the world rotation at rest of ``node``'s parent."""
+    linear = parent_matrix(document, node)[:3, :3]
+    return Rotation.from_matrix(linear / np.linalg.norm(linear, axis=0)).as_quat()
 
 
 def node_pose(node: dict) -> NodePose:

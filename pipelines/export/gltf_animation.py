@@ -171,6 +171,11 @@ def add_animation(document: dict, animation: Animation, buffer: int, offset: int
             channel(appender.accessor(quats, "VEC4"), animation.node, "rotation")
         if animation.translation is not None:
             channel(appender.accessor(animation.translation, "VEC3"), animation.node, "translation")
+        for node, rotation, translation in animation.companions:  # eyes, teeth: rigid with the head
+            _prepare_head(document, node)
+            quats = rotation / np.linalg.norm(rotation, axis=1, keepdims=True)
+            channel(appender.accessor(quats, "VEC4"), node, "rotation")
+            channel(appender.accessor(translation, "VEC3"), node, "translation")
     if not channels:
         raise ValueError("the animation drives nothing")
     document.setdefault("animations", []).append({"name": name, "samplers": samplers, "channels": channels})
