@@ -369,8 +369,9 @@ def avatar(
     written = write_mesh(mesh, output, _mesh_options(units, quads))
     shapes = (f"{len(mesh.morph_names)} blendshapes as morph targets" if output.suffix.lower() == ".glb"
               else "no blendshapes (export .glb for them)")
-    typer.echo(f"wrote {', '.join(str(p) for p in written)}: {mesh.n_vertices} vertices, "
-               f"{mesh.n_polygons} polygons, {shapes}")
+    faces = f"{mesh.n_polygons} polygons" if quads and output.suffix.lower() != ".glb" else \
+        f"{mesh.n_polygons + int(mesh.is_quad.sum())} triangles"
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}: {mesh.n_vertices} vertices, {faces}, {shapes}")
     if announce_seed:
         typer.echo(f"identity: random, seed {seed} (pass --seed {seed} to repeat it)")
 
