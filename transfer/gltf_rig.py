@@ -53,6 +53,9 @@ class GltfRig:
     unknown_targets: tuple[str, ...] = ()
     missing_arkit: tuple[str, ...] = ()
     companions: tuple[tuple[int, NodePose], ...] = ()  # nodes beside the head that move rigidly with it
+    #: the companions that are the subject's left and right eye (named ``*eye*``), turned by the
+    #: driver's gaze when the rig has no ``eyeLook*`` targets; None where there is none
+    eyes: tuple[int | None, int | None] = (None, None)
 
     def evaluate(self, weights: np.ndarray) -> tuple[np.ndarray, ...]:
         """Channels ``(T, 53)`` -> one ``(T, K_m)`` per mesh."""
@@ -86,11 +89,13 @@ class GltfRig:
         missing = tuple(n for n in ARKIT_52 if n not in covered and n != "tongueOut")   # never driven
         _warn_unused(source, unknown, missing, ignored)
         node = _head_node(document, source, head_node, meshes)
-        pose, companions = NodePose(), ()
+        pose, companions, eyes = NodePose(), (), (None, None)
         if node is not None:
             pose, companions = _head_parts(document, node)
+            if not any(name.startswith("eyeLook") for name in covered):
+                eyes = _eye_nodes(document, node, companions)
         return cls(source, tuple(meshes), tuple(matrices), tuple(rests), node, pose, _check_facing(facing),
-                   tuple(unknown), missing, companions)
+                   tuple(unknown), missing, companions, eyes)
 
 
 def _match_meshes(document: dict) -> tuple[list, list, list, list[str], list[str]]:
@@ -217,3 +222,21 @@ def _world_box(document: dict, node: int, parent: np.ndarray) -> tuple[np.ndarra
                         for z in (low[2], high[2])])
     world = (parent @ local_matrix(node_pose(document["nodes"][node])) @ corners.T).T[:, :3]
     return world.min(0), world.max(0)
+
+
+def _eye_nodes(document: dict, head: int, companions: tuple) -> tuple[int | None, int | None]:
+    """``(left, right)``: the companion nodes named like an eye (node or mesh name holding ``eye``, not a
+    lash, lid or brow), the subject's left being the one further towards +x."""
+    nodes, meshes = document["nodes"], document.get("meshes", [])
+    found = []
+    for k, _ in companions:
+        mesh = nodes[k].get("mesh")
+        label = f"{nodes[k].get('name', '')} {meshes[mesh].get('name', '') if isinstance(mesh, int) else ''}".lower()
+        if "eye" in label and not any(word in label for word in ("lash", "lid", "brow")):
+            box = _world_box(document, k, parent_matrix(document, k))
+            if box is not None:
+                found.append(((box[0][0] + box[1][0]) / 2, k))
+    if len(found) != 2:
+        return None, None
+    (_, right), (_, left) = sorted(found)
+    return left, right

@@ -48,7 +48,8 @@ from facecast.transfer.filters import (
     smooth_rotations,
     smooth_zero_phase,
 )
-from facecast.transfer.rigs import N_CHANNELS, NodePose, Rig, channel_names, check_channels
+from facecast.transfer.head_motion import _eye_turns, companion_poses, continuous, head_pose
+from facecast.transfer.rigs import N_CHANNELS, Rig, channel_names, check_channels
 
 NEUTRAL_MODES = ("none", "frame", "percentile")
 SMOOTHING_MODES = ("none", "one_euro", "zero_phase")
@@ -208,61 +209,6 @@ def shape_weights(smoothed: np.ndarray, neutral: np.ndarray, config: RetargetCon
     return weights
 
 
-def head_pose(quats: np.ndarray, translation: np.ndarray, reference: tuple[np.ndarray, np.ndarray],
-              rig: Rig, config: RetargetConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Driver quaternions ``(T, 4)`` and cm ``(T, 3)`` -> the head node's ``(T, 4)``, ``(T, 3)`` m.
-
-    reference: the quaternion ``(4,)`` and translation ``(3,)`` of the reference frame.
-    """
-    if rig.head_node is None:
-        return None, None
-    return _node_pose(rig.head_pose, quats, translation, reference, config)
-
-
-def companion_poses(quats: np.ndarray, translation: np.ndarray, reference: tuple[np.ndarray, np.ndarray],
-                    rig: Rig, config: RetargetConfig) -> tuple[tuple[int, np.ndarray, np.ndarray], ...]:
-    """``(node, rotation (T, 4), translation (T, 3))`` of each of the rig's ``companions`` (eyes, teeth:
-    meshes beside the head node), moved as the head is, about the same pivot."""
-    out = []
-    for node, pose in getattr(rig, "companions", ()):
-        rotation, moved = _node_pose(pose, quats, translation, reference, config)
-        if rotation is not None or moved is not None:
-            out.append((node, np.tile(pose.rotation, (len(quats), 1)) if rotation is None else continuous(rotation),
-                        np.tile(pose.translation, (len(quats), 1)) if moved is None else moved))
-    return tuple(out)
-
-
-def _node_pose(pose: NodePose, quats: np.ndarray, translation: np.ndarray, reference: tuple[np.ndarray, np.ndarray],
-               config: RetargetConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """One node's rotation ``(T, 4)`` and translation ``(T, 3)`` (or None) under the driver's pose: the
-    driver's turn, written in the parent's axes, about ``pose.pivot`` (the node's origin if None)."""
-    parent = Rotation.from_quat(pose.parent_rotation)
-    rotation = moved = None
-    turn = None
-    if config.rotation:
-        driver = Rotation.from_quat(quats)
-        if config.pose_relative:
-            driver = driver * Rotation.from_quat(reference[0]).inv()
-        turn = parent.inv() * driver * parent
-        rotation = (turn * Rotation.from_quat(pose.rotation)).as_quat()
-    if turn is not None and pose.pivot is not None:  # about the pivot: the origin swings round it
-        moved = pose.pivot + turn.apply(pose.translation - pose.pivot)
-    if config.translation:
-        shift = config.translation_scale * (translation - reference[1]) / 100.0
-        moved = (pose.translation if moved is None else moved) + parent.inv().apply(shift)
-    return rotation, moved
-
-
-def continuous(quats: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-    """Flip signs of ``(T, 4)`` quaternions so neighbours (and ``previous`` ``(4,)``) agree."""
-    out = quats.copy()
-    for k in range(len(out)):
-        before = previous if k == 0 else out[k - 1]
-        if before is not None and np.dot(out[k], before) < 0:
-            out[k] = -out[k]
-    return out
-
-
 def _check_pose(value: np.ndarray | None, frames: int, name: str) -> np.ndarray:
     if value is None:
         return np.zeros((frames, 3))
@@ -288,7 +234,8 @@ def _smooth_offline(weights, rotation, translation, times, fps, config):
 
 
 def retarget(weights: np.ndarray, rotation: np.ndarray | None, translation: np.ndarray | None,
-             fps: float, rig: Rig, config: RetargetConfig = RetargetConfig()) -> Animation:
+             fps: float, rig: Rig, config: RetargetConfig = RetargetConfig(), gaze: np.ndarray | None = None
+             ) -> Animation:
     """Offline retargeting of a whole clip (see the module doc for the steps).
 
     weights: ``(T, 53)`` driver channels (``MorphableModel.expression_names`` order);
@@ -314,7 +261,8 @@ def retarget(weights: np.ndarray, rotation: np.ndarray | None, translation: np.n
     if rotation_out is not None:
         rotation_out = continuous(rotation_out)
     node = rig.head_node if rotation_out is not None or translation_out is not None else None
-    companions = companion_poses(quats, translation, (quats[ref], translation[ref]), rig, config)
+    companions = companion_poses(quats, translation, (quats[ref], translation[ref]), rig, config,
+                                 _eye_turns(gaze, frames, rig, config))
     return Animation(times, morphs, node, rotation_out, translation_out, companions if node is not None else ())
 
 
@@ -397,3 +345,4 @@ def stack_frames(frames: list[RigFrame], rig: Rig) -> Animation:
     translation = None if frames[0].translation is None else np.stack([f.translation for f in frames])
     node = rig.head_node if rotation is not None or translation is not None else None
     return Animation(np.array([f.time for f in frames]), morphs, node, rotation, translation)
+

@@ -187,7 +187,8 @@ def output_files(stem: str, driver: DriverTrack, target: Target, model: Morphabl
     """``{file name: bytes}`` for the requested formats."""
     from facecast.pipelines.export.gltf_animation import animate_document, animated_avatar_glb
 
-    animation = retarget(driver.weights, driver.rotation, driver.translation, driver.fps, target.rig, config.retarget)
+    animation = retarget(driver.weights, driver.rotation, driver.translation, driver.fps, target.rig, config.retarget,
+                         driver.gaze)
     ict = retarget(driver.weights, driver.rotation, driver.translation, driver.fps, IctRig(np.zeros(100)),
                    config.retarget)
     arkit = to_arkit(torch.as_tensor(_ict_weights(ict)), model.expression_names).numpy()

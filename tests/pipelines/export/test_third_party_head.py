@@ -29,7 +29,7 @@ def _sphere(radius: float, centre=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarr
     return (np.asarray(sphere.vertices) + centre).astype(np.float32), np.asarray(sphere.faces, np.uint16)
 
 
-def capture_glb() -> bytes:
+def capture_glb(shapes: tuple[str, ...] = ARKIT_52) -> bytes:
     gltf = gl.GLTF2(asset=gl.Asset(version="2.0"), scene=0, scenes=[gl.Scene(nodes=[0])])
     blob = bytearray()
 
@@ -53,12 +53,12 @@ def capture_glb() -> bytes:
             primitive.targets = [gl.Attributes(POSITION=accessor(d, gl.VEC3, gl.ARRAY_BUFFER, bounds=True))
                                  for d in targets]
         gltf.meshes.append(gl.Mesh(primitives=[primitive], weights=[0.0] * len(targets) or None,
-                                   extras={"targetNames": [f"blendShape1.{n}" for n in ARKIT_52]} if targets else {}))
+                                   extras={"targetNames": [f"blendShape1.{n}" for n in shapes]} if targets else {}))
         return len(gltf.meshes) - 1
 
     head_v, head_f = _sphere(0.1, HEAD_CENTRE)  # the vertices sit 1.6 m from the node's origin
     rng = np.random.default_rng(0)
-    deltas = [(rng.normal(size=head_v.shape) * 0.002).astype(np.float32) for _ in ARKIT_52]
+    deltas = [(rng.normal(size=head_v.shape) * 0.002).astype(np.float32) for _ in shapes]
     gltf.nodes.append(gl.Node(name="Armature", rotation=TURNED.as_quat().tolist(), children=[1, 2, 3, 4]))
     gltf.nodes.append(gl.Node(name="HeadMesh", mesh=mesh(head_v, head_f, deltas)))
     for name, centre in PARTS.items():
@@ -141,3 +141,33 @@ print("FACECAST_RESULT " + json.dumps(out))
     for name in PARTS:
         socket = (moved @ first[name][:, 3])[:3]
         assert np.linalg.norm(last[name][:3, 3] - socket) < 1e-3, name  # eyes and teeth stay in place
+
+
+def test_separate_eyes_without_gaze_targets_turn_with_the_gaze():
+    """A rig without eyeLook* targets: its eye nodes turn by the driver's gaze (head-relative), in place."""
+    data = capture_glb(tuple(n for n in ARKIT_52 if not n.startswith("eyeLook")))
+    rig = GltfRig.from_document(read_document(data, "capture.glb"), "capture.glb")
+    assert rig.eyes == (2, 3)  # EyeLeft sits at +x (the subject's left), EyeRight at -x
+    weights, rotation = _driver()
+    gaze = np.zeros((len(weights), 6))
+    gaze[:, [0, 3]] = np.radians(15.0)  # both eyes look 15 degrees to the subject's left
+    gaze[:, [1, 4]] = np.radians(-5.0)  # and 5 up
+    config = RetargetConfig(neutral="none", smoothing="none")
+    looking = retarget(weights, rotation, None, FPS, rig, config, gaze)
+    ahead = retarget(weights, rotation, None, FPS, rig, config)
+    for (node, rot, tr), (_, rot0, tr0) in zip(looking.companions, ahead.companions):
+        for k in (0, -1):
+            eye, still = _world(rot[k], tr[k]), _world(rot0[k], tr0[k])
+            np.testing.assert_allclose(eye[:3, 3], still[:3, 3], atol=1e-9)  # turned in place
+            relative = Rotation.from_matrix(eye[:3, :3] @ still[:3, :3].T)  # the gaze's turn, in world axes
+            head = _world(looking.rotation[k], looking.translation[k])[:3, :3] @ _world(
+                looking.rotation[0], looking.translation[0])[:3, :3].T
+            local = Rotation.from_matrix(head.T) * relative * Rotation.from_matrix(head)  # in the head's frame
+            if node in rig.eyes:
+                np.testing.assert_allclose(local.as_euler("YXZ", degrees=True), [15.0, -5.0, 0.0], atol=1e-6)
+            else:  # the teeth do not look anywhere
+                assert relative.magnitude() < 1e-9
+    off = retarget(weights, rotation, None, FPS, rig, RetargetConfig(neutral="none", smoothing="none",
+                                                                      eye_gaze=False), gaze)
+    np.testing.assert_allclose(np.stack([r for _, r, _ in off.companions]),
+                               np.stack([r for _, r, _ in ahead.companions]))
