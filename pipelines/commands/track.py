@@ -20,81 +20,32 @@ camera frame but re-centred so that the head of frame 0 sits at the origin (``po
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from facecast.pipelines.background import Consumer, prefetched
-from facecast.pipelines.export import check_output, make_folder
-from facecast.pipelines.export.avatar import build_avatar
-from facecast.pipelines.export.coefficients import CoefficientTrack, export_coefficients_csv, export_coefficients_jsonl
-from facecast.pipelines.export.layout import MeshOptions
-from facecast.pipelines.export.obj import export_obj
-from facecast.pipelines.export.pc2 import Pc2Writer
+from facecast.pipelines.background import prefetched
+from facecast.pipelines.commands.track_config import TrackJobConfig, TrackSummary
+from facecast.pipelines.commands.track_outputs import TrackOutputs, prepare_outdir
+from facecast.pipelines.export import make_folder
 from facecast.pipelines.media import Frame, iter_frames, probe_video
-from facecast.pipelines.overlay import LineOverlay
 from facecast.pipelines.progress import StageClock
 from facecast.recon.fit.landmark_fit import threads
-from facecast.recon.fit.tracking import FrameLandmarks, TrackConfig, TrackedFrame, VideoTracker
+from facecast.recon.fit.tracking import FrameLandmarks, TrackedFrame, VideoTracker
 from facecast.recon.landmarks.correspondence import SURFACE_SKIN, mediapipe478_mapping
 from facecast.recon.landmarks.detector import select_faces
 from facecast.recon.landmarks.mediapipe_mesh import MediaPipeDetector
 from facecast.recon.landmarks.sparse import SparseLandmarks
 from facecast.recon.learn.inputs import prepare_inputs
-from facecast.recon.model.coeffs import PIXEL_OFFSET, FaceCoeffs
+from facecast.recon.model.coeffs import PIXEL_OFFSET
 from facecast.recon.model.morphable import MorphableModel
-from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS
-from facecast.recon.photo import model_landmarks
-from facecast.render.preview import VideoWriter
 
-POSES = ("full", "rotation", "none")
 OUTPUT_BATCH = 16  # tracked frames whose landmarks and meshes are evaluated together
-MESH_FORMATS = ("pc2", "obj")
-
-
-@dataclass
-class TrackJobConfig:
-    """Options of ``facecast track``."""
-
-    tracking: TrackConfig = field(default_factory=TrackConfig)
-    mesh_format: str = "pc2"
-    pose: str = "full"
-    regions: tuple[str, ...] = DEFAULT_AVATAR_REGIONS
-    preview: bool = False  # preview.mp4 costs ~20 % of the run (benchmarks/end_to_end.py)
-    preview_side: int = 640
-    iris_weight: float = 0.3
-    view_offsets: bool = False  # the calibrated mapping's view-dependent offsets (see mediapipe478_mapping)
-    regressor: str | Path | None = None  # fast / refine weights (None: the shipped regressor)
-    fast_smoothing: bool = True  # fast mode: causal One Euro filter (pipelines/commands/smoothing.py)
-    face_index: int = 0
-    max_frames: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.mesh_format not in MESH_FORMATS:
-            raise ValueError(f"mesh format must be one of {MESH_FORMATS}, got {self.mesh_format!r}")
-        if self.pose not in POSES:
-            raise ValueError(f"pose must be one of {POSES}, got {self.pose!r}")
-
-
-@dataclass
-class TrackSummary:
-    """What a tracking run produced."""
-
-    frames: int
-    fps: float
-    gaps: list[int]
-    files: list[Path]
-    seconds: float
-    stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage (see StageClock)
 
 
 def _decoded(video: str | Path, config: TrackJobConfig,
@@ -147,145 +98,10 @@ def _landmark_stream(frames: Iterator[tuple[Frame, np.ndarray | None, float]], d
         yield FrameLandmarks(index, when, rgb.shape[:2], points, None if points is None else weight, crop)
 
 
-class _Outputs:
-    """Streams results into a temporary folder inside ``outdir``; :meth:`commit` publishes them."""
-
-    def __init__(self, outdir: Path, model: MorphableModel, config: TrackJobConfig, fps: float, clock: StageClock):
-        self.outdir, self.config, self.model, self.fps, self.clock = outdir, config, model, fps, clock
-        self.tmp = Path(tempfile.mkdtemp(prefix=".facecast-track-", dir=outdir))
-        self.avatar = build_avatar(model, np.zeros(100), config.regions)
-        self.mesh = model.subset(self.avatar.source_vertex_ids)  # only the exported vertices
-        self.pc2 = Pc2Writer(self.tmp / "mesh.pc2", self.mesh.n_vertices, sample_rate=1.0) \
-            if config.mesh_format == "pc2" else None
-        self.video = self.preview = None
-        if config.preview:  # drawn and encoded on a thread of its own, frame by frame
-            self.video = VideoWriter(self.tmp / "preview.mp4", fps=fps, crf=26, preset="ultrafast")
-            overlay = LineOverlay()
-
-            def draw(item: tuple) -> None:
-                with clock.stage("preview"):
-                    self.video.write(overlay.draw(*item))
-
-            self.preview = Consumer(draw)
-        self.rows: list[np.ndarray] = []  # (59,) expression, rotation, translation: the coefficient files
-        self.first: FaceCoeffs | None = None  # are written at the end; identity and camera from frame 0
-        self.landmarks: list[np.ndarray] = []
-        self.origin: torch.Tensor | None = None
-        self._identity: tuple[torch.Tensor, torch.Tensor] | None = None  # (identity, its unposed head)
-
-    def vertices(self, c: FaceCoeffs) -> np.ndarray:
-        """``(B, V, 3)`` float32 cm: the exported heads of B frames, posed as ``config.pose`` says."""
-        zeros = torch.zeros_like(c.rotation)
-        rotation = zeros if self.config.pose == "none" else c.rotation
-        translation = c.translation if self.config.pose == "full" else zeros
-        if self.origin is None:
-            self.origin = translation[:1].clone()
-        with torch.no_grad():
-            first = c.identity[:1]
-            if not bool((c.identity == first).all()):  # frames of several identities: no sharing
-                shape = self.mesh.identity_shape(c.identity)
-            else:
-                if self._identity is None or not torch.equal(self._identity[0], first):
-                    self._identity = first.clone(), self.mesh.identity_shape(first)
-                shape = self._identity[1]
-            v = self.mesh.expressed(shape, c.expression, rotation, translation - self.origin)
-        return v.cpu().numpy().astype(np.float32)
-
-    def add_batch(self, items: list[tuple[TrackedFrame, np.ndarray | None, float]], sparse: SparseLandmarks) -> None:
-        """Outputs of consecutive tracked frames ``(frame, preview image or None, preview scale)``: their
-        landmarks and meshes evaluated in one batch (a frame at a time costs several times more)."""
-        with self.clock.stage("outputs"):
-            coeffs = FaceCoeffs.cat([frame.coeffs for frame, _, _ in items])
-            l68, l478 = model_landmarks(sparse, coeffs)
-            vertices = self.vertices(coeffs)
-            for k, (frame, small, scale) in enumerate(items):
-                preview = None if small is None else (l478[k], small, l68[k], scale)
-                self.add(frame, vertices[k], l68[k], preview)
-
-    def add(self, frame: TrackedFrame, vertices: np.ndarray, landmarks: np.ndarray, preview: tuple | None) -> None:
-        """One frame's outputs; ``preview``: the arguments of :meth:`LineOverlay.draw`, or ``None``."""
-        if self.pc2 is not None:
-            if self.first is None:  # the OBJ holds the first frame's mesh, the PC2 every frame's
-                from dataclasses import replace
-
-                mesh = replace(self.avatar, vertices=vertices)
-                (self.tmp / "mesh.obj").write_bytes(export_obj(mesh))
-            self.pc2.append(vertices * np.float32(MeshOptions().scale))  # the OBJ's units
-        else:
-            from dataclasses import replace
-
-            folder = self.tmp / "meshes"
-            folder.mkdir(exist_ok=True)
-            (folder / f"frame_{frame.index:06d}.obj").write_bytes(export_obj(replace(self.avatar, vertices=vertices)))
-        c = frame.coeffs
-        if self.first is None:
-            self.first = c
-        gaze = torch.zeros(6, dtype=torch.float64) if frame.gaze is None else torch.as_tensor(frame.gaze)
-        self.rows.append(torch.cat([c.expression[0].double(), c.rotation[0].double(), c.translation[0].double(),
-                                    gaze.double()]).numpy())
-        self.landmarks.append(landmarks)
-        if preview is not None and self.preview is not None:
-            self.preview.put(preview)
-
-    def commit(self, summary: dict) -> list[Path]:
-        rows = np.stack(self.rows)
-        track = CoefficientTrack(
-            frame=np.arange(len(rows)), time=np.arange(len(rows)) / self.fps,
-            names=tuple(self.model.expression_names), expression=rows[:, :53],
-            rotation=rows[:, 53:56], translation=rows[:, 56:59], landmarks=np.stack(self.landmarks),
-            gaze=rows[:, 59:65])
-        (self.tmp / "coeffs.csv").write_bytes(export_coefficients_csv(track))
-        (self.tmp / "coeffs.jsonl").write_bytes(export_coefficients_jsonl(track))
-        if self.pc2 is not None:
-            self.pc2.close()
-        if self.preview is not None:
-            self.preview.close()
-            self.video.close() if self.video.frames else self.video.abort()
-        summary["stage_seconds"] = self.clock.rounded()
-        first = self.first
-        summary["identity"] = first.identity[0].tolist()
-        summary["camera"] = {"focal_px": float(first.focal[0]),
-                             "principal_px": (first.principal[0].double() - PIXEL_OFFSET).tolist()}
-        (self.tmp / "track.json").write_text(json.dumps(summary, indent=1))
-        return self._publish()
-
-    def _publish(self) -> list[Path]:
-        written = []
-        for item in sorted(self.tmp.iterdir()):
-            final = self.outdir / item.name
-            if final.is_dir() and item.is_dir():
-                shutil.rmtree(final)
-            os.replace(item, final)
-            written.append(final)
-        self.abort()
-        return written
-
-    def abort(self) -> None:
-        if self.pc2 is not None and not self.pc2.closed:
-            self.pc2.abort()
-        if self.preview is not None:
-            try:
-                self.preview.close()
-            except Exception:  # noqa: BLE001 - the run failed already; its error is the one to report
-                pass
-        if self.video is not None and not self.video.closed:
-            self.video.abort()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 def _progress(total: int, enabled: bool):
     from facecast.pipelines.progress import progress_bar
 
     return progress_bar("tracking", ("{task.fields[fps]:.1f} frames/s",), enabled), total or None
-
-
-def prepare_outdir(outdir: str | Path) -> tuple[Path, Path | None]:
-    """Check ``outdir`` (:class:`ExportError` when it is a file or not writable); returns it and the topmost
-    of its folders that do not exist yet (None if it exists): the run creates them when its outputs
-    start and removes them again if it fails."""
-    outdir = Path(outdir)
-    check_output(outdir / "mesh.obj")
-    return outdir, next((p for p in reversed((outdir, *outdir.parents)) if not p.exists()), None)
 
 
 @dataclass
@@ -377,7 +193,7 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
         model = model or MorphableModel.load(assets)
         fit = VideoFit.build(model, config)
         make_folder(outdir)
-        outputs = _Outputs(outdir, model, config, info.fps, clock)
+        outputs = TrackOutputs(outdir, model, config, info.fps, clock)
     frames = info.n_frames if config.max_frames is None else min(config.max_frames, info.n_frames or config.max_frames)
     progress, total = _progress(frames, show_progress)
     try:
