@@ -21,8 +21,20 @@ from typing import Annotated
 
 import typer
 
+from facecast.pipelines.cli_help import (
+    ASSETS_HELP,
+    FACE_HELP,
+    IDENTITY_HELP,
+    MODE_HELP,
+    OUTPUT_HELP,
+    QUADS_HELP,
+    REGION_HELP,
+    SEED_HELP,
+    TRACK_MODE_HELP,
+    UNITS_HELP,
+)
 from facecast.pipelines.errors import USER_ERROR_EXIT, UserError, is_user_error, report_user_error, user_errors
-from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS, REGION_GROUPS, REGION_STARTS
+from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS
 
 app = typer.Typer(
     name="facecast", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -37,32 +49,6 @@ def _root() -> None:
     """Turn face photos and video into animated 3D heads (ICT Face Model Light, 53 ARKit blendshapes)."""
 
 
-_REGION_HELP = (
-    "Comma-separated parts of the head to export. Regions: " + ", ".join(REGION_STARTS)
-    + ". Groups: " + "; ".join(f"{g} = {'+'.join(r)}" for g, r in REGION_GROUPS.items() if g != "all")
-    + "; all = every region."
-)
-_OUTPUT_HELP = "File to write: .glb, .obj (+ .mtl beside it) or .ply."
-_IDENTITY_HELP = "'random' or a JSON file holding {\"identity\": [100 numbers]}."
-_SEED_HELP = "Seed of a random identity (printed when not given)."
-_UNITS_HELP = "Units of OBJ and PLY outputs: m, cm or mm (GLB is always metres)."
-_QUADS_HELP = "Keep the model's quads in OBJ/PLY (default: triangles, which every reader reads alike)."
-_ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, then the cache, "
-                "then a download).")
-
-
-_MODE_HELP = ("accurate: landmark fit + photometric refinement through the renderer (default; ~3.7 s a "
-              "photo on 2 CPU cores, texture and GLB included; the texture baked at up to 1024 texels). "
-              "fast: the trained regressor alone (one forward pass; ~1.6 s a photo, most of it texture and GLB). "
-              "refine: the regressor + 8 Levenberg-Marquardt steps of the landmark fit (~1.5 s a photo, "
-              "as accurate on the landmarks, no photometric pass). fast and refine bake the texture at up "
-              "to 512 texels (softer on large photos). Start-up adds ~6 s to one run; "
-              "`facecast batch --job reconstruct` pays it once for many photos.")
-_TRACK_MODE_HELP = ("accurate: the landmark fit, Levenberg-Marquardt per 16-frame chunk with one identity and "
-                    "frames tied to their neighbours (default; ~20 frames/s on 2 CPU cores once started). "
-                    "fast: the trained regressor per frame (one forward pass; ~70 frames/s). "
-                    "refine: the regressor + a few fit steps per chunk.")
-_FACE_HELP = "Which face when there are several: 0 = the largest, 1 = the next, ..."
 
 
 @app.command()
@@ -75,8 +61,8 @@ def reconstruct(
     = Path("astronaut.glb"),
     obj: Annotated[bool, typer.Option("--obj", help="Also write an OBJ (+ MTL + texture PNG) beside it.")] = False,
     ply: Annotated[bool, typer.Option("--ply", help="Also write a PLY beside it.")] = False,
-    mode: Annotated[str, typer.Option(help=_MODE_HELP)] = "accurate",
-    face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
+    mode: Annotated[str, typer.Option(help=MODE_HELP)] = "accurate",
+    face_index: Annotated[int, typer.Option(help=FACE_HELP)] = 0,
     all_faces: Annotated[bool, typer.Option("--all-faces", help="Reconstruct every face found, largest first: "
                                             "NAME_0.glb, NAME_1.glb, ... each with its JSON and preview.")] = False,
     texture: Annotated[bool, typer.Option(help="Bake a face texture from the photo (--no-texture: flat skin "
@@ -85,9 +71,9 @@ def reconstruct(
                                               "Texels are baked at the photo's own resolution and upsampled, "
                                               "so a bigger size mainly costs file size (~1.5 MB at 1024).")] = 1024,
     preview: Annotated[bool, typer.Option(help="Write NAME_preview.png with the mesh over the photo.")] = True,
-    units: Annotated[str, typer.Option(help=_UNITS_HELP)] = "m",
-    quads: Annotated[bool, typer.Option("--quads", help=_QUADS_HELP)] = False,
-    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+    units: Annotated[str, typer.Option(help=UNITS_HELP)] = "m",
+    quads: Annotated[bool, typer.Option("--quads", help=QUADS_HELP)] = False,
+    assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Reconstruct a textured 3D head from one photo.
 
@@ -128,14 +114,14 @@ def track(
     pose: Annotated[str, typer.Option(help="full: head motion in the meshes (frame 0 at the origin); "
                                            "rotation: rotation only; none: expression only.")] = "full",
     smooth: Annotated[float, typer.Option(help="Weight of the frame-to-frame smoothness term (0 = off).")] = 0.02,
-    face_index: Annotated[int, typer.Option(help=_FACE_HELP)] = 0,
+    face_index: Annotated[int, typer.Option(help=FACE_HELP)] = 0,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
     preview: Annotated[bool, typer.Option(help="Also write preview.mp4, the fitted face's mesh over the video "
                                                "(drawn and encoded on a second thread; ~20 ms of CPU a frame: a "
                                                "5 s clip takes ~10-20 % longer; once started, accurate frames "
                                                "+36 %, fast frames 2.3x the CPU).")] = False,
-    mode: Annotated[str, typer.Option(help=_TRACK_MODE_HELP)] = "accurate",
-    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+    mode: Annotated[str, typer.Option(help=TRACK_MODE_HELP)] = "accurate",
+    assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Track a face through a video: per-frame meshes, ARKit weights, head pose, landmarks.
 
@@ -180,14 +166,14 @@ def transfer(
     smoothing: Annotated[str, typer.Option(help="zero_phase (offline, no lag) or one_euro (causal).")] = "zero_phase",
     mirror: Annotated[bool, typer.Option(help="Swap left and right (for a mirrored driver).")] = False,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many driver frames.")] = None,
-    mode: Annotated[str, typer.Option(help="How the driver is tracked: " + _TRACK_MODE_HELP)] = "accurate",
+    mode: Annotated[str, typer.Option(help="How the driver is tracked: " + TRACK_MODE_HELP)] = "accurate",
     csv_fps: Annotated[int, typer.Option(help="Frame rate of the Live Link CSV, 30 or 60 (what Unreal's importer "
                                          "assumes); the driver is resampled onto it.")] = 60,
     head_motion: Annotated[str, typer.Option(help="rotation (the head turns), full (turns and moves) or none.")]
     = "rotation",
     head_node: Annotated[str | None, typer.Option(help="Node of a GLB target that takes the head pose "
                                                   "(default: the face mesh's node or its 'head' joint).")] = None,
-    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+    assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Animate a target avatar with the expressions and head rotation of a driver video.
 
@@ -235,7 +221,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint if it exists.")] = False,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (1 is fastest for these small "
                                               "networks on a shared machine).")] = 1,
-    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+    assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Train the coefficient regressor (the GAN's generator) on synthetic faces.
 
@@ -262,7 +248,7 @@ def label(
                                            "default) or accurate.")] = "refine",
     every: Annotated[int, typer.Option(help="Videos: label every N-th frame.")] = 5,
     max_frames: Annotated[int | None, typer.Option(help="Videos: read at most this many frames each.")] = None,
-    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+    assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Fit the largest face of real photos and video frames and save the fits as pseudo-labels.
 
@@ -288,7 +274,7 @@ def pool(
                                             "32768 take ~20 min with 2 workers).")] = 32768,
     seed: Annotated[int, typer.Option(help="Seed of the pool (shard k depends on (seed, k) only).")] = 0,
     workers: Annotated[int, typer.Option(help="Processes rendering shards (one CPU core each).")] = 1,
-    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+    assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Render the image branch's synthetic training pool (crops seen through MediaPipe, with their truth).
 
@@ -329,13 +315,13 @@ def crops(
 @app.command()
 @user_errors
 def avatar(
-    output: Annotated[Path, typer.Option("-o", "--output", help=_OUTPUT_HELP)],
-    identity: Annotated[str, typer.Option(help=_IDENTITY_HELP)] = "random",
-    seed: Annotated[int | None, typer.Option(help=_SEED_HELP)] = None,
-    regions: Annotated[str, typer.Option(help=_REGION_HELP)] = ",".join(DEFAULT_AVATAR_REGIONS),
-    units: Annotated[str, typer.Option(help=_UNITS_HELP)] = "m",
-    quads: Annotated[bool, typer.Option("--quads", help=_QUADS_HELP)] = False,
-    assets: Annotated[Path | None, typer.Option(help=_ASSETS_HELP)] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help=OUTPUT_HELP)],
+    identity: Annotated[str, typer.Option(help=IDENTITY_HELP)] = "random",
+    seed: Annotated[int | None, typer.Option(help=SEED_HELP)] = None,
+    regions: Annotated[str, typer.Option(help=REGION_HELP)] = ",".join(DEFAULT_AVATAR_REGIONS),
+    units: Annotated[str, typer.Option(help=UNITS_HELP)] = "m",
+    quads: Annotated[bool, typer.Option("--quads", help=QUADS_HELP)] = False,
+    assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Export a neutral head of one identity with its 53 expression blendshapes.
 
