@@ -93,7 +93,7 @@ class GltfRig:
         if node is not None:
             pose, companions = _head_parts(document, node)
             if not any(name.startswith("eyeLook") for name in covered):
-                eyes = _eye_nodes(document, node, companions)
+                eyes = _eye_nodes(document, companions)
         return cls(source, tuple(meshes), tuple(matrices), tuple(rests), node, pose, _check_facing(facing),
                    tuple(unknown), missing, companions, eyes)
 
@@ -224,7 +224,7 @@ def _world_box(document: dict, node: int, parent: np.ndarray) -> tuple[np.ndarra
     return world.min(0), world.max(0)
 
 
-def _eye_nodes(document: dict, head: int, companions: tuple) -> tuple[int | None, int | None]:
+def _eye_nodes(document: dict, companions: tuple) -> tuple[int | None, int | None]:
     """``(left, right)``: the companion nodes named like an eye (node or mesh name holding ``eye``, not a
     lash, lid or brow), the subject's left being the one further towards +x."""
     nodes, meshes = document["nodes"], document.get("meshes", [])

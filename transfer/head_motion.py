@@ -38,16 +38,16 @@ def head_pose(quats: np.ndarray, translation: np.ndarray, reference: tuple[np.nd
 
 
 def companion_poses(quats: np.ndarray, translation: np.ndarray, reference: tuple[np.ndarray, np.ndarray],
-                    rig: Rig, config: PoseOptions, eye_turns: dict | None = None
+                    rig: Rig, config: PoseOptions, turns: dict | None = None
                     ) -> tuple[tuple[int, np.ndarray, np.ndarray], ...]:
     """``(node, rotation (T, 4), translation (T, 3))`` of each of the rig's ``companions`` (eyes, teeth:
-    meshes beside the head node), moved as the head is, about the same pivot; ``eye_turns``: ``{node:
+    meshes beside the head node), moved as the head is, about the same pivot; ``turns``: ``{node:
     Rotation (T,)}`` head-relative gaze turns of the eye nodes, about their own origins."""
     out = []
     for node, pose in getattr(rig, "companions", ()):
-        if eye_turns and node in eye_turns:
+        if turns and node in turns:
             parent = Rotation.from_quat(pose.parent_rotation)
-            pose = replace(pose, rotation=(parent.inv() * eye_turns[node] * parent
+            pose = replace(pose, rotation=(parent.inv() * turns[node] * parent
                                            * Rotation.from_quat(pose.rotation)).as_quat())
         rotation, moved = _node_pose(pose, quats, translation, reference, config)
         if rotation is not None or moved is not None:
@@ -87,7 +87,7 @@ def continuous(quats: np.ndarray, previous: np.ndarray | None = None) -> np.ndar
     return out
 
 
-def _eye_turns(gaze: np.ndarray | None, frames: int, rig: Rig, config: PoseOptions) -> dict:
+def eye_turns(gaze: np.ndarray | None, frames: int, rig: Rig, config: PoseOptions) -> dict:
     """``{eye node: Rotation (T,)}`` from ``gaze (T, 6)`` radians (left yaw / pitch / roll, right ...; the
     head angles' convention), for a rig whose eyes are nodes of their own; empty without either."""
     eyes = getattr(rig, "eyes", (None, None))

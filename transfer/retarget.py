@@ -48,7 +48,7 @@ from facecast.transfer.filters import (
     smooth_rotations,
     smooth_zero_phase,
 )
-from facecast.transfer.head_motion import _eye_turns, companion_poses, continuous, head_pose
+from facecast.transfer.head_motion import companion_poses, continuous, eye_turns, head_pose
 from facecast.transfer.rigs import N_CHANNELS, Rig, channel_names, check_channels
 
 NEUTRAL_MODES = ("none", "frame", "percentile")
@@ -262,7 +262,7 @@ def retarget(weights: np.ndarray, rotation: np.ndarray | None, translation: np.n
         rotation_out = continuous(rotation_out)
     node = rig.head_node if rotation_out is not None or translation_out is not None else None
     companions = companion_poses(quats, translation, (quats[ref], translation[ref]), rig, config,
-                                 _eye_turns(gaze, frames, rig, config))
+                                 eye_turns(gaze, frames, rig, config))
     return Animation(times, morphs, node, rotation_out, translation_out, companions if node is not None else ())
 
 
