@@ -173,12 +173,14 @@ def transfer(
     = "rotation",
     head_node: Annotated[str | None, typer.Option(help="Node of a GLB target that takes the head pose "
                                                   "(default: the face mesh's node or its 'head' joint).")] = None,
+    keep_compression: Annotated[bool, typer.Option(help="Write a meshopt / Draco compressed target back compressed "
+                                                   "(smaller, but Blender 3.4 cannot open it).")] = False,
     assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Animate a target avatar with the expressions and head rotation of a driver video.
 
     The target's own file is copied and only an animation is added (its meshes,
-    materials and buffers stay byte-identical). Target morph targets are matched to
+    materials and buffers stay byte-identical; compressed geometry is decoded). Target morph targets are matched to
     ARKit names case-insensitively (prefixes such as blendShape1. are stripped); names
     that match nothing are listed in a warning. Frames without a face hold the last pose.
     """
@@ -202,7 +204,7 @@ def transfer(
                                   fast_smoothing=False)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    config = TransferConfig(tracking=tracking, csv_fps=csv_fps, head_node=head_node,
+    config = TransferConfig(tracking=tracking, csv_fps=csv_fps, head_node=head_node, keep_compression=keep_compression,
                             retarget=retarget, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     written, track = run(driver, target, output, config, assets=assets)
     if track.timing:

@@ -213,8 +213,8 @@ def _world_box(document: dict, node: int, parent: np.ndarray) -> tuple[np.ndarra
     for primitive in document["meshes"][mesh].get("primitives", []):
         index = (primitive.get("attributes") or {}).get("POSITION")
         if isinstance(index, int) and 0 <= index < len(accessors) and "min" in accessors[index]:
-            lows.append(accessors[index]["min"][:3])
-            highs.append(accessors[index]["max"][:3])
+            lows.append(_dequantised(accessors[index], "min"))
+            highs.append(_dequantised(accessors[index], "max"))
     if not lows:
         return None
     low, high = np.min(lows, axis=0), np.max(highs, axis=0)
@@ -222,6 +222,19 @@ def _world_box(document: dict, node: int, parent: np.ndarray) -> tuple[np.ndarra
                         for z in (low[2], high[2])])
     world = (parent @ local_matrix(node_pose(document["nodes"][node])) @ corners.T).T[:, :3]
     return world.min(0), world.max(0)
+
+
+#: the largest value of each integer component type: a normalised accessor's values divided by it
+NORMALISED = {5120: 127.0, 5121: 255.0, 5122: 32767.0, 5123: 65535.0}
+
+
+def _dequantised(accessor: dict, bound: str) -> np.ndarray:
+    """``(3,)`` an accessor's ``min`` / ``max`` as positions: normalised integers (``KHR_mesh_quantization``,
+    which meshopt-compressed files use) divided as glTF says; the node's transform does the rest."""
+    value = np.asarray(accessor[bound][:3], dtype=np.float64)
+    if accessor.get("normalized") and accessor.get("componentType") in NORMALISED:
+        return np.maximum(value / NORMALISED[accessor["componentType"]], -1.0)
+    return value
 
 
 def _eye_nodes(document: dict, companions: tuple) -> tuple[int | None, int | None]:

@@ -50,6 +50,7 @@ class TransferConfig:
     formats: tuple[str, ...] = ("glb",)
     csv_fps: int = 60  # the Live Link CSV's frame rate (Unreal's importer assumes 30 or 60)
     head_node: str | None = None  # the GLB node taking the head pose (default: the rig's choice)
+    keep_compression: bool = False  # write a meshopt / Draco target back compressed (default: decoded)
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -195,7 +196,8 @@ def output_files(stem: str, driver: DriverTrack, target: Target, model: Morphabl
     files: dict[str, bytes] = {}
     if "glb" in config.formats:
         files[f"{stem}.glb"] = (animated_avatar_glb(target.mesh, animation) if target.mesh is not None
-                                else animate_document(target.original, animation))
+                                else animate_document(target.original, animation,
+                                                      keep_compression=config.keep_compression))
     if "csv" in config.formats:
         from facecast.pipelines.export.coefficients import yaw_pitch_roll
 

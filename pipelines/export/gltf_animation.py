@@ -6,6 +6,8 @@ views and one animation, plus the new buffer length. Existing buffer views, acce
 meshes, materials, images and animations keep their JSON and their bytes. The one other
 JSON change: a head node given as a ``matrix`` is rewritten as the equal
 translation/rotation/scale, because glTF forbids animating a node that has a matrix.
+Compressed geometry (meshopt, Draco) is first decoded into plain buffer views unless asked
+not to (:mod:`~facecast.pipelines.export.gltf_compression`): then the binary data is rebuilt.
 
 The animation (one per call, named ``name``, LINEAR interpolation, times in seconds):
 
@@ -26,67 +28,18 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-from dataclasses import dataclass
 
 import numpy as np
 
 from facecast.pipelines.export.avatar import AvatarMesh
+from facecast.pipelines.export.glb import GLB_MAGIC, GlbChunks, read_glb, write_glb
 from facecast.pipelines.export.gltf import GltfOptions, export_glb
+from facecast.pipelines.export.gltf_compression import compression_of, decompress_glb
 from facecast.transfer.retarget import Animation
 from facecast.transfer.rigs import node_pose
 
-GLB_MAGIC = b"glTF"
-JSON_CHUNK = 0x4E4F534A
-BIN_CHUNK = 0x004E4942
 FLOAT = 5126
 LINEAR = "LINEAR"
-
-
-@dataclass(frozen=True)
-class GlbChunks:
-    """A parsed GLB: its JSON ``document``, BIN chunk bytes (None if absent) and any
-    further chunks ``(type, bytes)``, which are kept as they are."""
-
-    document: dict
-    binary: bytes | None
-    others: tuple[tuple[int, bytes], ...] = ()
-
-
-def read_glb(data: bytes) -> GlbChunks:
-    """Split GLB bytes into chunks; ``ValueError`` when they are not a version 2 GLB."""
-    if len(data) < 20 or data[:4] != GLB_MAGIC:
-        raise ValueError("not a GLB file (no 'glTF' header)")
-    version, length = struct.unpack_from("<II", data, 4)
-    if version != 2 or length > len(data):
-        raise ValueError(f"unsupported GLB: version {version}, declared length {length} of {len(data)} bytes")
-    chunks, position = [], 12
-    while position + 8 <= length:
-        size, kind = struct.unpack_from("<II", data, position)
-        if position + 8 + size > length:
-            raise ValueError("truncated GLB chunk")
-        chunks.append((kind, data[position + 8:position + 8 + size]))
-        position += 8 + size
-    if not chunks or chunks[0][0] != JSON_CHUNK:
-        raise ValueError("GLB does not start with a JSON chunk")
-    document = json.loads(chunks[0][1])
-    binary = chunks[1][1] if len(chunks) > 1 and chunks[1][0] == BIN_CHUNK else None
-    others = tuple(chunks[2:] if binary is not None else chunks[1:])
-    return GlbChunks(document, binary, others)
-
-
-def _chunk(kind: int, data: bytes, pad: bytes) -> bytes:
-    data = data + pad * (-len(data) % 4)
-    return struct.pack("<II", len(data), kind) + data
-
-
-def write_glb(chunks: GlbChunks) -> bytes:
-    """GLB bytes of ``chunks`` (JSON padded with spaces, BIN with zeros)."""
-    body = _chunk(JSON_CHUNK, json.dumps(chunks.document, separators=(",", ":")).encode(), b" ")
-    if chunks.binary is not None:
-        body += _chunk(BIN_CHUNK, chunks.binary, b"\0")
-    body += b"".join(struct.pack("<II", len(data), kind) + data for kind, data in chunks.others)
-    return GLB_MAGIC + struct.pack("<II", 2, 12 + len(body)) + body
 
 
 class _Appender:
@@ -182,13 +135,18 @@ def add_animation(document: dict, animation: Animation, buffer: int, offset: int
     return appender.data()
 
 
-def animate_glb(original: bytes, animation: Animation, name: str = "facecast") -> bytes:
+def animate_glb(original: bytes, animation: Animation, name: str = "facecast",
+                keep_compression: bool = False) -> bytes:
     """``original`` GLB (or VRM) bytes with ``animation`` added (see the module doc).
 
-    The original BIN chunk is a byte-identical prefix of the new one. Raises ``ValueError``
-    when the GLB keeps its data outside the binary chunk or the animation does not fit it.
+    Compressed geometry (meshopt, Draco) is decoded first unless ``keep_compression``
+    (:mod:`~facecast.pipelines.export.gltf_compression`); otherwise the original BIN chunk is a
+    byte-identical prefix of the new one. Raises ``ValueError`` when the GLB keeps its data
+    outside the binary chunk or the animation does not fit it.
     """
     chunks = read_glb(original)
+    if not keep_compression:
+        chunks = decompress_glb(chunks).chunks
     document = chunks.document
     buffers = document.get("buffers") or []
     if chunks.binary is None or not buffers or "uri" in buffers[0]:
@@ -200,15 +158,21 @@ def animate_glb(original: bytes, animation: Animation, name: str = "facecast") -
     return write_glb(GlbChunks(document, binary + added, chunks.others))
 
 
-def animate_gltf(original: bytes, animation: Animation, name: str = "facecast") -> bytes:
+def animate_gltf(original: bytes, animation: Animation, name: str = "facecast",
+                 keep_compression: bool = False) -> bytes:
     """``original`` ``.gltf`` JSON bytes with ``animation`` added; the new data is one more
-    buffer with a base64 data URI. Existing buffers (external or data URIs) are untouched."""
+    buffer with a base64 data URI. Existing buffers (external or data URIs) are untouched, so
+    compressed geometry stays compressed: ``ValueError`` unless ``keep_compression``."""
     try:
         document = json.loads(original)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not glTF JSON ({exc})") from exc
     if not isinstance(document, dict) or "asset" not in document:
         raise ValueError("not a glTF document (no 'asset')")
+    if compression_of(document) and not keep_compression:
+        raise ValueError(f"the .gltf's geometry is compressed ({', '.join(compression_of(document))}) and "
+                         "only a GLB is decompressed: pack it into a GLB first (gltf-transform copy in.gltf "
+                         "out.glb), or keep the compression (--keep-compression)")
     buffers = document.setdefault("buffers", [])
     added = add_animation(document, animation, len(buffers), 0, name)
     uri = "data:application/octet-stream;base64," + base64.b64encode(added).decode("ascii")
@@ -216,11 +180,12 @@ def animate_gltf(original: bytes, animation: Animation, name: str = "facecast") 
     return json.dumps(document, indent=1).encode()
 
 
-def animate_document(original: bytes, animation: Animation, name: str = "facecast") -> bytes:
+def animate_document(original: bytes, animation: Animation, name: str = "facecast",
+                     keep_compression: bool = False) -> bytes:
     """:func:`animate_glb` for GLB/VRM bytes, :func:`animate_gltf` for glTF JSON."""
     if original[:4] == GLB_MAGIC:
-        return animate_glb(original, animation, name)
-    return animate_gltf(original, animation, name)
+        return animate_glb(original, animation, name, keep_compression)
+    return animate_gltf(original, animation, name, keep_compression)
 
 
 def animated_avatar_glb(mesh: AvatarMesh, animation: Animation,

@@ -18,7 +18,7 @@ from facecast.recon.model.arkit import ARKIT_52
 REPO = Path(__file__).resolve().parents[2]
 VALIDATOR = REPO / ".ci" / "node" / "node_modules" / "gltf-validator"
 BLENDER_PYTHONPATH = REPO / ".ci" / "blender-py"
-COMPONENTS = {5126: "<f4", 5123: "<u2", 5125: "<u4", 5121: "u1"}
+COMPONENTS = {5126: "<f4", 5123: "<u2", 5125: "<u4", 5121: "u1", 5122: "<i2", 5120: "i1"}
 WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 HEAD_ROTATION = (0.0, np.sin(np.radians(5)), 0.0, np.cos(np.radians(5)))   # 10 degrees about y
 
@@ -77,13 +77,26 @@ def arkit_sphere_glb(prefix: str = "blendShape1.", extra: tuple[str, ...] = ("cu
 
 
 def read_accessor(document: dict, binary: bytes, index: int) -> np.ndarray:
-    """A dense accessor of a GLB's buffer 0 as ``(count, width)`` (no sparse, no stride)."""
+    """A dense accessor of a GLB's buffer 0 as ``(count, width)`` (no sparse), in its component type;
+    interleaved views (``byteStride``) are read row by row."""
     accessor = document["accessors"][index]
     view = document["bufferViews"][accessor["bufferView"]]
     width = WIDTH[accessor["type"]]
+    dtype = np.dtype(COMPONENTS[accessor["componentType"]])
     start = view.get("byteOffset", 0) + accessor.get("byteOffset", 0)
-    data = np.frombuffer(binary, COMPONENTS[accessor["componentType"]], accessor["count"] * width, start)
-    return data.reshape(accessor["count"], width)
+    stride = view.get("byteStride", width * dtype.itemsize)
+    rows = np.frombuffer(binary, np.uint8, (accessor["count"] - 1) * stride + width * dtype.itemsize, start)
+    rows = np.lib.stride_tricks.as_strided(rows, (accessor["count"], width * dtype.itemsize), (stride, 1))
+    return np.ascontiguousarray(rows).view(dtype).reshape(accessor["count"], width)
+
+
+def read_values(document: dict, binary: bytes, index: int) -> np.ndarray:
+    """:func:`read_accessor` as float64, normalised integers mapped to [-1, 1] / [0, 1] as glTF says."""
+    accessor = document["accessors"][index]
+    data = read_accessor(document, binary, index)
+    if accessor.get("normalized"):
+        return np.maximum(data / np.iinfo(data.dtype).max, -1.0)
+    return data.astype(np.float64)
 
 
 def validate(paths: list[Path]) -> list[dict]:
@@ -114,3 +127,66 @@ def run_blender(script: str, args: list[str], timeout: float = 300) -> dict:
     lines = [line for line in run.stdout.splitlines() if line.startswith("FACECAST_RESULT ")]
     assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
     return json.loads(lines[-1].removeprefix("FACECAST_RESULT "))
+
+
+GLTF_TRANSFORM = REPO / ".ci" / "node" / "node_modules" / "@gltf-transform" / "cli" / "bin" / "cli.js"
+
+
+def compress_glb(data: bytes, method: str, folder: Path) -> bytes:
+    """``data`` compressed by gltf-transform (``method``: ``meshopt``, which also quantises as
+    gltfpack does, or ``draco``), the tool web and face-capture pipelines use."""
+    node = shutil.which("node")
+    if node is None or not GLTF_TRANSFORM.is_file():
+        pytest.skip("gltf-transform not installed (npm install --prefix .ci/node @gltf-transform/cli)")
+    source, target = folder / "plain.glb", folder / f"{method}.glb"
+    source.write_bytes(data)
+    run = subprocess.run([node, str(GLTF_TRANSFORM), method, str(source), str(target)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return target.read_bytes()
+
+
+def _trs(translation, rotation, scale) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    out = np.eye(4)
+    out[:3, :3] = Rotation.from_quat(rotation).as_matrix() * np.asarray(scale)
+    out[:3, 3] = translation
+    return out
+
+
+def world_matrices(document: dict, binary: bytes, keyframe: int) -> dict[str, np.ndarray]:
+    """``{node name: (4, 4) world matrix}`` at keyframe ``keyframe`` of the file's first animation
+    (translation / rotation / scale channels read from the file; other nodes at rest)."""
+    nodes = document["nodes"]
+    local = {k: (np.asarray(n.get("translation", [0, 0, 0]), float), np.asarray(n.get("rotation", [0, 0, 0, 1]),
+                 float), np.asarray(n.get("scale", [1, 1, 1]), float)) for k, n in enumerate(nodes)}
+    animation = document["animations"][0]
+    for channel in animation["channels"]:
+        path, node = channel["target"]["path"], channel["target"]["node"]
+        if path in ("translation", "rotation", "scale"):
+            values = read_values(document, binary, animation["samplers"][channel["sampler"]]["output"])
+            parts = list(local[node])
+            parts[("translation", "rotation", "scale").index(path)] = values[keyframe]
+            local[node] = tuple(parts)
+    parents = {child: k for k, n in enumerate(nodes) for child in n.get("children", [])}
+    out = {}
+    for k, node in enumerate(nodes):
+        matrix, current = _trs(*local[k]), parents.get(k)
+        while current is not None:
+            matrix = _trs(*local[current]) @ matrix
+            current = parents.get(current)
+        out[node.get("name", str(k))] = matrix
+    return out
+
+
+def mesh_centre(document: dict, node_name: str) -> np.ndarray:
+    """``(4,)`` the homogeneous centre of the POSITION bounds of the mesh a named node holds, in the
+    node's frame (normalised integer bounds mapped as glTF says)."""
+    node = next(n for n in document["nodes"] if n.get("name") == node_name)
+    accessor = document["accessors"][document["meshes"][node["mesh"]]["primitives"][0]["attributes"]["POSITION"]]
+    low, high = np.asarray(accessor["min"], float), np.asarray(accessor["max"], float)
+    if accessor.get("normalized"):
+        scale = np.iinfo(np.dtype(COMPONENTS[accessor["componentType"]])).max
+        low, high = np.maximum(low / scale, -1), np.maximum(high / scale, -1)
+    return np.append((low + high) / 2, 1.0)

@@ -300,3 +300,24 @@ def test_transfer_head_motion_and_head_node_options(tracked, tmp_path):
     result = runner.invoke(app, ["transfer", "--driver", str(tracked), "--target", str(tmp_path / "user.glb"),
                                  "-o", str(tmp_path / "x.glb"), "--head-node", "Nope"])
     assert result.exit_code != 0 and "no node named 'Nope'" in result.output and "Traceback" not in result.output
+
+
+def test_transfer_onto_a_compressed_capture_head_decodes_it_unless_told(tracked, tmp_path):
+    """A meshopt-compressed target (gltf-transform) comes out decoded and valid; --keep-compression keeps it."""
+    from capture_head import capture_glb
+    from gltf_tools import compress_glb
+
+    from facecast.pipelines.export.glb import read_glb
+    from facecast.pipelines.export.gltf_compression import compression_of
+
+    target = tmp_path / "capture.glb"
+    target.write_bytes(compress_glb(capture_glb(), "meshopt", tmp_path))
+    used = {}
+    for name, args in (("decoded", []), ("kept", ["--keep-compression"])):
+        out = tmp_path / f"{name}.glb"
+        result = runner.invoke(app, ["transfer", "--driver", str(tracked), "--target", str(target), "-o", str(out),
+                                     *args])
+        assert result.exit_code == 0, result.output
+        used[name] = compression_of(read_glb(out.read_bytes()).document)
+        assert validate([out])[0]["numErrors"] == 0
+    assert used == {"decoded": (), "kept": ("EXT_meshopt_compression",)}

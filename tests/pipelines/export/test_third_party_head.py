@@ -1,80 +1,23 @@
 """A face-capture app's GLB (issue #16): the head mesh in a parent turned 90 degrees, its node's origin at the
-floor far below the head, eyes and teeth as separate meshes beside it. Driving it turns the head about a
-neck pivot and the eyes and teeth with it; gltf-validator and Blender read the result."""
+floor far below the head, eyes and teeth as separate meshes beside it; plain, and compressed by gltf-transform
+(meshopt with quantisation, and Draco). Driving it turns the head about a neck pivot and the eyes and teeth
+with it; the output is decoded, and gltf-validator and Blender read it."""
 
 from __future__ import annotations
 
 import numpy as np
-import pygltflib as gl
 import pytest
-from gltf_tools import run_blender, validate
+from capture_head import FPS, HEAD_CENTRE, PARTS, TURNED, capture_driver, capture_glb
+from gltf_tools import compress_glb, mesh_centre, read_values, run_blender, validate, world_matrices
 from scipy.spatial.transform import Rotation
 
+from facecast.pipelines.export.glb import read_glb
 from facecast.pipelines.export.gltf_animation import animate_glb
+from facecast.pipelines.export.gltf_compression import compression_of
 from facecast.recon.model.arkit import ARKIT_52
 from facecast.transfer.gltf_rig import GltfRig
 from facecast.transfer.retarget import RetargetConfig, retarget
-from facecast.transfer.rigs import read_document
-
-FPS = 30.0
-TURNED = Rotation.from_euler("x", -90, degrees=True)  # z-up scene under a y-up glTF
-HEAD_CENTRE = np.array([0.0, 0.0, 1.6])               # in the parent's (z-up) frame: 1.6 m above the origin
-PARTS = {"EyeLeft": (0.032, -0.085, 1.63), "EyeRight": (-0.032, -0.085, 1.63), "Teeth": (0.0, -0.075, 1.55)}
-
-
-def _sphere(radius: float, centre=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
-
-    sphere = trimesh.creation.icosphere(subdivisions=2, radius=radius)
-    return (np.asarray(sphere.vertices) + centre).astype(np.float32), np.asarray(sphere.faces, np.uint16)
-
-
-def capture_glb(shapes: tuple[str, ...] = ARKIT_52) -> bytes:
-    gltf = gl.GLTF2(asset=gl.Asset(version="2.0"), scene=0, scenes=[gl.Scene(nodes=[0])])
-    blob = bytearray()
-
-    def accessor(array: np.ndarray, kind: str, target: int | None, bounds: bool = False) -> int:
-        data = np.ascontiguousarray(array).tobytes()
-        gltf.bufferViews.append(gl.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(data), target=target))
-        blob.extend(data + b"\0" * (-len(data) % 4))
-        component = gl.FLOAT if array.dtype == np.float32 else gl.UNSIGNED_SHORT
-        item = gl.Accessor(bufferView=len(gltf.bufferViews) - 1, componentType=component, count=len(array),
-                           type=kind)
-        if bounds:
-            item.min, item.max = array.min(0).tolist(), array.max(0).tolist()
-        gltf.accessors.append(item)
-        return len(gltf.accessors) - 1
-
-    def mesh(vertices, faces, targets=()) -> int:
-        attributes = gl.Attributes(POSITION=accessor(vertices, gl.VEC3, gl.ARRAY_BUFFER, bounds=True))
-        primitive = gl.Primitive(attributes=attributes, indices=accessor(faces.ravel(), gl.SCALAR,
-                                                                         gl.ELEMENT_ARRAY_BUFFER))
-        if targets:
-            primitive.targets = [gl.Attributes(POSITION=accessor(d, gl.VEC3, gl.ARRAY_BUFFER, bounds=True))
-                                 for d in targets]
-        gltf.meshes.append(gl.Mesh(primitives=[primitive], weights=[0.0] * len(targets) or None,
-                                   extras={"targetNames": [f"blendShape1.{n}" for n in shapes]} if targets else {}))
-        return len(gltf.meshes) - 1
-
-    head_v, head_f = _sphere(0.1, HEAD_CENTRE)  # the vertices sit 1.6 m from the node's origin
-    rng = np.random.default_rng(0)
-    deltas = [(rng.normal(size=head_v.shape) * 0.002).astype(np.float32) for _ in shapes]
-    gltf.nodes.append(gl.Node(name="Armature", rotation=TURNED.as_quat().tolist(), children=[1, 2, 3, 4]))
-    gltf.nodes.append(gl.Node(name="HeadMesh", mesh=mesh(head_v, head_f, deltas)))
-    for name, centre in PARTS.items():
-        gltf.nodes.append(gl.Node(name=name, mesh=mesh(*_sphere(0.012 if name != "Teeth" else 0.02)),
-                                  translation=list(centre)))
-    gltf.buffers.append(gl.Buffer(byteLength=len(blob)))
-    gltf.set_binary_blob(bytes(blob))
-    return b"".join(gltf.save_to_bytes())
-
-
-def _driver(frames: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """Still for 2 frames, then a turn to +20 degrees of yaw and 15 of pitch (head down)."""
-    ramp = np.clip((np.arange(frames) - 2) / (frames - 6), 0.0, 1.0)
-    euler = np.stack([np.radians(15.0) * ramp, np.radians(20.0) * ramp, np.zeros(frames)], 1)
-    rotation = Rotation.from_euler("YXZ", euler[:, [1, 0, 2]]).as_rotvec()  # yaw about y, then pitch about x
-    return np.zeros((frames, 53)), rotation
+from facecast.transfer.rigs import channel_names, read_document
 
 
 def _world(pose_rotation, pose_translation) -> np.ndarray:
@@ -86,11 +29,57 @@ def _world(pose_rotation, pose_translation) -> np.ndarray:
     return parent @ local
 
 
+@pytest.fixture(scope="module", params=("plain", "meshopt", "draco"))
+def driven(request, tmp_path_factory):
+    """``(variant, input bytes, driven GLB bytes)``: the capture file as it comes, driven by the turn with
+    the jaw opening from 0 to 0.8 (keyframe 0 to the last)."""
+    data = capture_glb()
+    if request.param != "plain":
+        data = compress_glb(data, request.param, tmp_path_factory.mktemp(request.param))
+    rig = GltfRig.from_document(read_document(data, "capture.glb"), "capture.glb")
+    weights, rotation = capture_driver()
+    weights[:, channel_names().index("jawOpen")] = np.linspace(0.0, 0.8, len(weights))
+    animation = retarget(weights, rotation, None, FPS, rig, RetargetConfig(neutral="none", smoothing="none"))
+    return request.param, data, animate_glb(data, animation)
+
+
+def test_compressed_capture_files_drive_like_the_plain_one(driven):
+    """Read back from the written file: the head turns 20 degrees of yaw and 15 of pitch, every frame's eye and
+    teeth centres stay within 1 mm of where the head's motion takes them, the jaw opens; nothing compressed."""
+    variant, original, data = driven
+    assert compression_of(read_document(original, variant)) == {
+        "plain": (), "meshopt": ("EXT_meshopt_compression",), "draco": ("KHR_draco_mesh_compression",)}[variant]
+    chunks = read_glb(data)
+    document = chunks.document
+    assert compression_of(document) == ()
+    frames = len(read_values(document, chunks.binary, document["animations"][0]["samplers"][0]["input"]))
+    worlds = [world_matrices(document, chunks.binary, k) for k in range(frames)]
+
+    def rotation(matrix: np.ndarray) -> np.ndarray:
+        return matrix[:3, :3] / np.linalg.norm(matrix[:3, :3], axis=0)
+
+    turn = rotation(worlds[-1]["HeadMesh"]) @ rotation(worlds[0]["HeadMesh"]).T
+    yaw, pitch, _ = Rotation.from_matrix(turn).as_euler("YXZ", degrees=True)
+    assert yaw == pytest.approx(20.0, abs=1.0) and pitch == pytest.approx(15.0, abs=1.0)
+    worst = 0.0
+    for world in worlds:
+        moved = world["HeadMesh"] @ np.linalg.inv(worlds[0]["HeadMesh"])
+        for name in PARTS:
+            centre = mesh_centre(document, name)
+            worst = max(worst, np.linalg.norm((world[name] @ centre)[:3] - (moved @ worlds[0][name] @ centre)[:3]))
+    assert worst < 1e-3  # metres
+    head = next(k for k, n in enumerate(document["nodes"]) if n["name"] == "HeadMesh")
+    weights = next(c for c in document["animations"][0]["channels"] if c["target"] == {"node": head, "path": "weights"})
+    values = read_values(document, chunks.binary, document["animations"][0]["samplers"][weights["sampler"]]["output"])
+    jaw = values.reshape(frames, -1)[:, ARKIT_52.index("jawOpen")]
+    assert jaw[0] == pytest.approx(0.0, abs=1e-6) and jaw[-1] == pytest.approx(0.8, abs=1e-3)
+
+
 @pytest.fixture(scope="module")
 def animated():
     data = capture_glb()
     rig = GltfRig.from_document(read_document(data, "capture.glb"), "capture.glb")
-    weights, rotation = _driver()
+    weights, rotation = capture_driver()
     animation = retarget(weights, rotation, None, FPS, rig, RetargetConfig(neutral="none", smoothing="none"))
     return rig, animation, animate_glb(data, animation)
 
@@ -113,9 +102,9 @@ def test_the_head_turns_about_a_neck_pivot_with_its_eyes_and_teeth(animated):
         np.testing.assert_allclose(part[1][:3, :3] @ part[0][:3, :3].T, turn, atol=1e-9)
 
 
-def test_validator_and_blender_read_the_driven_capture_file(animated, tmp_path):
-    _, animation, data = animated
-    path = tmp_path / "capture_driven.glb"
+def test_validator_and_blender_read_the_driven_capture_file(driven, tmp_path):
+    variant, _, data = driven
+    path = tmp_path / f"capture_{variant}_driven.glb"
     path.write_bytes(data)
     assert validate([path])[0]["numErrors"] == 0
     script = """
@@ -148,7 +137,7 @@ def test_separate_eyes_without_gaze_targets_turn_with_the_gaze():
     data = capture_glb(tuple(n for n in ARKIT_52 if not n.startswith("eyeLook")))
     rig = GltfRig.from_document(read_document(data, "capture.glb"), "capture.glb")
     assert rig.eyes == (2, 3)  # EyeLeft sits at +x (the subject's left), EyeRight at -x
-    weights, rotation = _driver()
+    weights, rotation = capture_driver()
     gaze = np.zeros((len(weights), 6))
     gaze[:, [0, 3]] = np.radians(15.0)  # both eyes look 15 degrees to the subject's left
     gaze[:, [1, 4]] = np.radians(-5.0)  # and 5 up
