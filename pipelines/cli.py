@@ -26,12 +26,14 @@ from facecast.pipelines.cli_help import (
     FACE_HELP,
     IDENTITY_HELP,
     MODE_HELP,
+    NAMES_HELP,
     OUTPUT_HELP,
     QUADS_HELP,
     REGION_HELP,
     SEED_HELP,
     TRACK_MODE_HELP,
     UNITS_HELP,
+    mesh_options,
 )
 from facecast.pipelines.errors import USER_ERROR_EXIT, UserError, is_user_error, report_user_error, user_errors
 from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS
@@ -73,12 +75,13 @@ def reconstruct(
     preview: Annotated[bool, typer.Option(help="Write NAME_preview.png with the mesh over the photo.")] = True,
     units: Annotated[str, typer.Option(help=UNITS_HELP)] = "m",
     quads: Annotated[bool, typer.Option("--quads", help=QUADS_HELP)] = False,
+    names: Annotated[str, typer.Option(help=NAMES_HELP)] = "arkit",
     assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Reconstruct a textured 3D head from one photo.
 
-    Writes the avatar (-o; GLB: metres, photo texture on the face, the 53 ARKit
-    blendshapes as morph targets), NAME.json (identity, expression and ARKit weights of
+    Writes the avatar (-o; GLB: metres, photo texture on the face, the 52 ARKit
+    blendshapes as morph targets, --names), NAME.json (identity, expression and ARKit weights of
     the photo, head pose, camera, and the model's 68 iBUG and 478 MediaPipe landmarks in
     image pixels) and NAME_preview.png. All files appear together or not at all.
     """
@@ -99,7 +102,7 @@ def reconstruct(
     if texture_size not in (256, 512, 1024, 2048, 4096):
         raise UserError(f"--texture-size must be 256, 512, 1024, 2048 or 4096, got {texture_size}")
     config = ReconstructConfig(photo=PhotoConfig(mode=mode, face_index=face_index), bake_texture=texture,
-                               texture=TextureConfig(size=texture_size), mesh=_mesh_options(units, quads))
+                               texture=TextureConfig(size=texture_size), mesh=mesh_options(units, quads, names))
     written = run(photo, output, extra, config, assets=assets, preview=preview, all_faces=all_faces)
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
@@ -175,6 +178,8 @@ def transfer(
                                                   "(default: the face mesh's node or its 'head' joint).")] = None,
     keep_compression: Annotated[bool, typer.Option(help="Write a meshopt / Draco compressed target back compressed "
                                                    "(smaller, but Blender 3.4 cannot open it).")] = False,
+    names: Annotated[str, typer.Option(help=NAMES_HELP + " Only for targets facecast builds (JSON, photo).")]
+    = "arkit",
     assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
     """Animate a target avatar with the expressions and head rotation of a driver video.
@@ -205,7 +210,8 @@ def transfer(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     config = TransferConfig(tracking=tracking, csv_fps=csv_fps, head_node=head_node, keep_compression=keep_compression,
-                            retarget=retarget, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
+                            names=mesh_options("m", False, names).names, retarget=retarget,
+                            formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     written, track = run(driver, target, output, config, assets=assets)
     if track.timing:
         typer.echo(f"warning: {track.timing}", err=True)
@@ -323,14 +329,15 @@ def avatar(
     regions: Annotated[str, typer.Option(help=REGION_HELP)] = ",".join(DEFAULT_AVATAR_REGIONS),
     units: Annotated[str, typer.Option(help=UNITS_HELP)] = "m",
     quads: Annotated[bool, typer.Option("--quads", help=QUADS_HELP)] = False,
+    names: Annotated[str, typer.Option(help=NAMES_HELP)] = "arkit",
     assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
 ) -> None:
-    """Export a neutral head of one identity with its 53 expression blendshapes.
+    """Export a neutral head of one identity with its expression blendshapes.
 
     .glb (glTF 2.0, metres, +y up): one mesh with a primitive and a material per ICT
     material (skin, back of head, gums/tongue, teeth, sclera, iris, lashes), normals,
-    UVs, and the 53 ARKit-named expressions as morph targets (weights 0; names in
-    extras.targetNames), ready for Blender, Unity, three.js and other ARKit-driven tools.
+    UVs, and the 52 ARKit expressions as morph targets (weights 0; names in extras.targetNames;
+    --names ict: ICT's 53), ready for Blender, Unity, three.js and other ARKit-driven tools.
 
     .obj/.ply: metres (--units), +y up, triangles (--quads keeps quads), normals and UVs; OBJ adds
     materials (.mtl), PLY a colour per vertex. Blendshapes are only in GLB.
@@ -354,8 +361,9 @@ def avatar(
 
     model = MorphableModel.load(assets)
     mesh = build_avatar(model, weights, chosen)
-    written = write_mesh(mesh, output, _mesh_options(units, quads))
-    shapes = (f"{len(mesh.morph_names)} blendshapes as morph targets" if output.suffix.lower() == ".glb"
+    written = write_mesh(mesh, output, mesh_options(units, quads, names))
+    shapes = (f"{52 if names == 'arkit' else len(mesh.morph_names)} blendshapes as morph targets ({names} names)"
+              if output.suffix.lower() == ".glb"
               else "no blendshapes (export .glb for them)")
     faces = f"{mesh.n_polygons} polygons" if quads and output.suffix.lower() != ".glb" else \
         f"{mesh.n_polygons + int(mesh.is_quad.sum())} triangles"
@@ -385,11 +393,3 @@ def main(argv: list[str] | None = None) -> None:
             raise
         report_user_error(exc)
         sys.exit(USER_ERROR_EXIT)
-
-
-def _mesh_options(units: str, quads: bool):
-    from facecast.pipelines.export.layout import UNIT_SCALE, MeshOptions
-
-    if units not in UNIT_SCALE:
-        raise UserError(f"--units must be one of {', '.join(UNIT_SCALE)}, got {units!r}")
-    return MeshOptions(units, quads)

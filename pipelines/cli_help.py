@@ -1,8 +1,9 @@
 """The help texts ``facecast``'s commands share (:mod:`facecast.pipelines.cli`): what each option does and
-what it costs."""
+what it costs; and the parsing of the mesh options several commands take."""
 
 from __future__ import annotations
 
+from facecast.pipelines.errors import UserError
 from facecast.recon.model.topology import REGION_GROUPS, REGION_STARTS
 
 REGION_HELP = (
@@ -14,6 +15,9 @@ OUTPUT_HELP = "File to write: .glb, .obj (+ .mtl beside it) or .ply."
 IDENTITY_HELP = "'random' or a JSON file holding {\"identity\": [100 numbers]}."
 SEED_HELP = "Seed of a random identity (printed when not given)."
 UNITS_HELP = "Units of OBJ and PLY outputs: m, cm or mm (GLB is always metres)."
+NAMES_HELP = ("Morph target names of a GLB: arkit (the 52 exact ARKit shapes, for apps that drive faces by "
+              "them: browInnerUp and cheekPuff whole, tongueOut from the ICT tongue) or ict (the 53 ICT channels, "
+              "browInnerUpLeft/Right ...). Same size and cost.")
 QUADS_HELP = "Keep the model's quads in OBJ/PLY (default: triangles, which every reader reads alike)."
 ASSETS_HELP = ("Folder or .npz of the ICT model (default: $FACECAST_ASSETS, then the cache, "
                 "then a download).")
@@ -31,3 +35,15 @@ TRACK_MODE_HELP = ("accurate: the landmark fit, Levenberg-Marquardt per 16-frame
                     "fast: the trained regressor per frame (one forward pass; ~70 frames/s). "
                     "refine: the regressor + a few fit steps per chunk.")
 FACE_HELP = "Which face when there are several: 0 = the largest, 1 = the next, ..."
+
+
+def mesh_options(units: str, quads: bool, names: str = "arkit"):
+    """:class:`~facecast.pipelines.export.layout.MeshOptions` of ``--units``, ``--quads`` and ``--names``;
+    :class:`UserError` naming a bad value."""
+    from facecast.pipelines.export.layout import UNIT_SCALE, MeshOptions
+
+    if units not in UNIT_SCALE:
+        raise UserError(f"--units must be one of {', '.join(UNIT_SCALE)}, got {units!r}")
+    if names not in ("arkit", "ict"):
+        raise UserError(f"--names must be arkit or ict, got {names!r}")
+    return MeshOptions(units, quads, names)

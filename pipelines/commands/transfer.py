@@ -51,6 +51,7 @@ class TransferConfig:
     csv_fps: int = 60  # the Live Link CSV's frame rate (Unreal's importer assumes 30 or 60)
     head_node: str | None = None  # the GLB node taking the head pose (default: the rig's choice)
     keep_compression: bool = False  # write a meshopt / Draco target back compressed (default: decoded)
+    names: str = "arkit"  # morph target names of the GLB of a target facecast builds (JSON / photo): arkit or ict
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -186,6 +187,7 @@ def _ict_weights(animation: Animation) -> np.ndarray:
 def output_files(stem: str, driver: DriverTrack, target: Target, model: MorphableModel,
                  config: TransferConfig) -> dict[str, bytes]:
     """``{file name: bytes}`` for the requested formats."""
+    from facecast.pipelines.export.gltf import GltfOptions
     from facecast.pipelines.export.gltf_animation import animate_document, animated_avatar_glb
 
     animation = retarget(driver.weights, driver.rotation, driver.translation, driver.fps, target.rig, config.retarget,
@@ -195,7 +197,8 @@ def output_files(stem: str, driver: DriverTrack, target: Target, model: Morphabl
     arkit = to_arkit(torch.as_tensor(_ict_weights(ict)), model.expression_names).numpy()
     files: dict[str, bytes] = {}
     if "glb" in config.formats:
-        files[f"{stem}.glb"] = (animated_avatar_glb(target.mesh, animation) if target.mesh is not None
+        files[f"{stem}.glb"] = (animated_avatar_glb(target.mesh, animation, GltfOptions(names=config.names))
+                                if target.mesh is not None
                                 else animate_document(target.original, animation,
                                                       keep_compression=config.keep_compression))
     if "csv" in config.formats:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from facecast.pipelines.export.avatar import AvatarMesh
 
-from .gltf import export_glb
+from .gltf import GltfOptions, export_glb
 from .layout import MeshOptions
 from .obj import export_mtl, export_obj, texture_file_name
 from .ply import export_ply
@@ -42,7 +42,7 @@ def _obj_files(mesh: AvatarMesh, stem: str, options: MeshOptions) -> dict[str, b
 
 #: extension -> function(mesh, file stem, OBJ/PLY options) -> {file name: bytes}; the main file comes last.
 EXPORTERS: dict[str, Callable[[AvatarMesh, str, MeshOptions], dict[str, bytes]]] = {
-    ".glb": lambda mesh, stem, options: {f"{stem}.glb": export_glb(mesh)},
+    ".glb": lambda mesh, stem, options: {f"{stem}.glb": export_glb(mesh, GltfOptions(names=options.names))},
     ".obj": _obj_files,
     ".ply": lambda mesh, stem, options: {f"{stem}.ply": export_ply(mesh, options)},
 }

@@ -11,8 +11,9 @@ What the file holds:
   UV seams and material borders) and ``TEXCOORD_0`` (the ICT UVs, v flipped for
   glTF: ``v_gltf = 1 - v``; u keeps its UDIM-like tile 0-7); vertices are split
   where a vertex has several UVs;
-* every mesh blendshape (53 ARKit-named ICT expressions) as a morph target on
-  every primitive (POSITION deltas in metres), names in ``mesh.extras.targetNames``
+* every mesh blendshape as a morph target on every primitive: by default the 52 exact
+  ARKit shapes (:mod:`~facecast.pipelines.export.arkit_morphs`), or the 53 ICT channels
+  (``GltfOptions(names="ict")``); POSITION deltas in metres, names in ``mesh.extras.targetNames``
   (read by Blender, three.js, Babylon, Unity importers), default ``weights`` all 0;
   a target is stored sparse when that is smaller (most shapes move a part of the
   head) and as an accessor without data (all zeros) where it does not move the part;
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pygltflib as gl
 
+from facecast.pipelines.export.arkit_morphs import check_names, with_arkit_names
 from facecast.pipelines.export.avatar import AvatarMesh, MaterialTexture
 from facecast.recon.model.topology import triangulate
 
@@ -49,13 +51,17 @@ class GltfOptions:
     min_delta: metres; morph target offsets shorter than this are stored as 0. The
         default 0 keeps every offset exactly; 1e-5 (10 micrometres, far below what
         shows) drops ICT's float16 noise and makes a default avatar ~40% smaller.
+    names: ``"arkit"``: the 52 exact ARKit targets (:mod:`~facecast.pipelines.export.arkit_morphs`);
+        ``"ict"``: the mesh's own 53 ICT channels.
     """
 
     textures: tuple[MaterialTexture, ...] = ()
     sparse_targets: bool = True
     min_delta: float = 0.0
+    names: str = "arkit"
 
     def __post_init__(self) -> None:
+        check_names(self.names)
         if not (self.min_delta >= 0.0 and np.isfinite(self.min_delta)):
             raise ValueError(f"min_delta must be a finite length >= 0 (metres), got {self.min_delta}")
 
@@ -223,6 +229,8 @@ def _textures_by_material(mesh: AvatarMesh, options: GltfOptions) -> dict[str, b
 
 def export_glb(mesh: AvatarMesh, options: GltfOptions = GltfOptions()) -> bytes:
     """GLB bytes of ``mesh`` with its blendshapes as morph targets (see the module doc)."""
+    if options.names == "arkit":
+        mesh = with_arkit_names(mesh)
     textures = _textures_by_material(mesh, options)
     gltf = gl.GLTF2(asset=gl.Asset(generator="facecast", version="2.0"))
     blob = _Blob(gltf)

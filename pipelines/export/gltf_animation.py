@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 import numpy as np
 
+from facecast.pipelines.export.arkit_morphs import arkit_weights
 from facecast.pipelines.export.avatar import AvatarMesh
 from facecast.pipelines.export.glb import GLB_MAGIC, GlbChunks, read_glb, write_glb
 from facecast.pipelines.export.gltf import GltfOptions, export_glb
@@ -193,10 +195,14 @@ def animated_avatar_glb(mesh: AvatarMesh, animation: Animation,
     """The static avatar GLB of ``mesh`` (``export_glb``) with ``animation`` added.
 
     ``animation`` comes from an :class:`~facecast.transfer.rigs.IctRig`: mesh 0 with
-    ``len(mesh.morph_names)`` targets, head node 0.
+    ``len(mesh.morph_names)`` targets, head node 0; with ``options.names`` ``"arkit"`` its weights are
+    mapped onto the 52 ARKit targets the file then has.
     """
     for track in animation.morphs:
         if track.mesh != 0 or track.weights.shape[1] != len(mesh.morph_names):
             raise ValueError(f"an ICT avatar animation drives mesh 0 with {len(mesh.morph_names)} "
                              f"targets; got mesh {track.mesh} with {track.weights.shape[1]}")
+    if options.names == "arkit":  # the targets are the 52 ARKit shapes: so are the keyframes
+        animation = replace(animation, morphs=tuple(replace(t, weights=arkit_weights(t.weights, mesh.morph_names))
+                                                    for t in animation.morphs))
     return animate_glb(export_glb(mesh, options), animation)

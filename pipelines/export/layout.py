@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facecast.pipelines.export.arkit_morphs import check_names
 from facecast.pipelines.export.avatar import AvatarMesh
 from facecast.recon.model.topology import triangulate
 
@@ -22,12 +23,15 @@ UNIT_SCALE = {"m": 0.01, "cm": 1.0, "mm": 10.0}
 @dataclass(frozen=True)
 class MeshOptions:
     """units: ``"m"`` (default), ``"cm"`` or ``"mm"``; quads: keep the ICT quads (else triangles only,
-    quads split along their 0-2 diagonal)."""
+    quads split along their 0-2 diagonal); names: a GLB's morph target names, ``"arkit"`` (the 52
+    exact ARKit shapes) or ``"ict"`` (the 53 ICT channels), see :mod:`~facecast.pipelines.export.arkit_morphs`."""
 
     units: str = "m"
     quads: bool = False
+    names: str = "arkit"
 
     def __post_init__(self) -> None:
+        check_names(self.names)
         if self.units not in UNIT_SCALE:
             raise ValueError(f"units must be one of {', '.join(UNIT_SCALE)}, got {self.units!r}")
 

@@ -16,3 +16,19 @@ def expected_morphs(model, identity) -> np.ndarray:
     for name, delta in gaze_deltas(model.data, neutral.numpy().astype(np.float64)).items():
         basis[model.expression_names.index(name)] += delta
     return basis
+
+
+def expected_arkit_morphs(model, identity) -> np.ndarray:
+    """``(52, V, 3)`` cm: :func:`expected_morphs` under the 52 ARKit names: each ICT shape as it is, a split
+    pair (browInnerUp, cheekPuff) as the sum of its halves; ``tongueOut`` (made by the exporter) zero."""
+    from facecast.recon.model.arkit import ARKIT_52
+
+    ict = expected_morphs(model, identity)
+    names = list(model.expression_names)
+    out = np.zeros((len(ARKIT_52), *ict.shape[1:]))
+    for k, name in enumerate(ARKIT_52):
+        if name in names:
+            out[k] = ict[names.index(name)]
+        elif name != "tongueOut":
+            out[k] = ict[names.index(name + "Left")] + ict[names.index(name + "Right")]
+    return out

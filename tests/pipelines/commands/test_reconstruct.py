@@ -37,7 +37,7 @@ def test_outputs_are_complete_and_readable(reconstructed):
     assert sorted(p.name for p in folder.iterdir()) == [
         "head.glb", "head.json", "head.mtl", "head.obj", "head.ply", "head_M_Face.png", "head_preview.png"]
     gltf = pygltflib.GLTF2().load(str(reconstructed))
-    assert len(gltf.meshes[0].extras["targetNames"]) == 53
+    assert len(gltf.meshes[0].extras["targetNames"]) == 52
     assert len(gltf.images) == 1 and len(gltf.textures) == 1  # the baked face texture
     obj = trimesh.load(folder / "head.obj", process=False, force="mesh")
     assert len(obj.vertices) > 20000

@@ -17,6 +17,7 @@ from facecast.pipelines.export.coefficients import read_coefficients_csv
 from facecast.pipelines.export.livelink import read_livelink_csv
 from facecast.pipelines.export.pc2 import read_pc2
 from facecast.pipelines.media import probe_video
+from facecast.recon.model.arkit import ARKIT_52
 
 runner = CliRunner()
 FRAMES = 16
@@ -274,8 +275,17 @@ def test_a_reconstruction_json_target_keeps_its_photo_texture(clip, tmp_path):
     assert our[1].keys() == theirs[1].keys()
     for name, colour in theirs[1].items():  # iris colour and skin tone of the photo
         np.testing.assert_allclose(our[1][name], colour, atol=1e-6)
-    assert len(pygltflib.GLTF2.load_from_bytes(out.read_bytes()).animations) == 1
+    gltf = pygltflib.GLTF2.load_from_bytes(out.read_bytes())
+    assert len(gltf.animations) == 1 and gltf.meshes[0].extras["targetNames"] == list(ARKIT_52)
     assert validate([out])[0]["numErrors"] == 0
+    ict = tmp_path / "ict.glb"
+    result = runner.invoke(app, ["transfer", "--driver", str(clip), "--target", str(tmp_path / "head.json"),
+                                 "-o", str(ict), "--max-frames", "4", "--names", "ict"])
+    assert result.exit_code == 0, result.output
+    assert len(pygltflib.GLTF2.load_from_bytes(ict.read_bytes()).meshes[0].extras["targetNames"]) == 53
+    result = runner.invoke(app, ["transfer", "--driver", str(clip), "--target", str(tmp_path / "head.json"),
+                                 "-o", str(tmp_path / "x.glb"), "--names", "apple"])
+    assert result.exit_code != 0 and "--names must be arkit or ict, got 'apple'" in result.output
 
 
 def test_transfer_head_motion_and_head_node_options(tracked, tmp_path):
