@@ -19,7 +19,7 @@ TONGUE_HALF_WIDTH = 2.2
 #: cm: the front of the tongue moves fully this far back from the tip, fading out over the next FADE
 FRONT, FADE = 2.5, 3.0
 #: cm: how far the tongue slides forward (+z) and down (-y) at weight 1; how much wider it gets
-REACH, DROP, WIDEN = 2.8, 0.9, 0.3
+REACH, DROP, WIDEN = 3.2, 0.9, 0.3
 
 
 def _smoothstep(value: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -47,7 +47,7 @@ def test_tongue_out_comes_out_of_the_mouth_and_moves_only_the_tongue(arkit):
     delta = arkit.morph_deltas[TONGUE]
     moving = np.linalg.norm(delta, axis=1) > 1e-6
     assert moving.sum() > 200 and np.all(_region(arkit, "gums_tongue")[moving])  # the tongue part alone
-    assert delta[:, 2].max() == pytest.approx(2.8, abs=0.01)  # cm forward at the front
+    assert delta[:, 2].max() == pytest.approx(3.2, abs=0.01)  # cm forward at the front
     # with the jaw half open, the tip passes the lower lip (the skin near the midline that the jaw carries,
     # above the chin): further forward than any of it; without tongueOut the tongue is behind it
     jaw = arkit.morph_deltas[ARKIT_52.index("jawOpen")]
