@@ -6,6 +6,7 @@ The short Python API (each call does what the command of the same name does)::
     facecast.reconstruct("photo.jpg", "head.glb", mode="refine")        # -> [Path, ...]
     facecast.track("clip.mp4", "take/", mode="fast")                     # -> TrackSummary
     facecast.transfer("clip.mp4", "avatar.glb", "animated.glb")          # -> ([Path, ...], DriverTrack)
+    for frame in facecast.live(0): ...                                   # camera 0 -> LiveFrame, live
 
 ``facecast.transfer`` is also the sub-package of the retargeting layer; calling it runs the
 whole job (:func:`facecast.pipelines.api.transfer`). Importing ``facecast`` imports neither torch
@@ -18,11 +19,11 @@ Sub-packages, top to bottom: :mod:`facecast.pipelines` (commands, batch, exporte
 
 from __future__ import annotations
 
-__all__ = ["__version__", "reconstruct", "track", "transfer"]
+__all__ = ["__version__", "live", "reconstruct", "track", "transfer"]
 
 
 def __getattr__(name: str):
-    if name in ("reconstruct", "track"):
+    if name in ("reconstruct", "track", "live"):
         from facecast.pipelines import api
 
         return getattr(api, name)

@@ -1,4 +1,4 @@
-"""The short Python API: ``facecast.reconstruct``, ``facecast.track`` and ``facecast.transfer``.
+"""The short Python API: ``facecast.reconstruct``, ``facecast.track``, ``facecast.transfer`` and ``facecast.live``.
 
 Each call does what the command of the same name does (same outputs, same files, written
 atomically) with its common options as keywords; the full option sets are the config classes of
@@ -9,6 +9,7 @@ atomically) with its common options as keywords; the full option sets are the co
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from facecast.pipelines.commands.reconstruct import ReconstructConfig
     from facecast.pipelines.commands.track import TrackJobConfig, TrackSummary
     from facecast.pipelines.commands.transfer import DriverTrack, TransferConfig
+    from facecast.pipelines.live.frame import LiveFrame, Sender
+    from facecast.pipelines.live.tracker import LiveConfig
 
 
 def reconstruct(photo: str | Path | None = None, output: str | Path = "astronaut.glb", *, mode: str = "accurate",
@@ -73,3 +76,30 @@ def transfer(driver: str | Path, target: str | Path, output: str | Path, *, form
         tracking = replace(base.tracking, tracking=replace(base.tracking.tracking, mode=mode))
         config = replace(base, tracking=tracking, formats=tuple(formats))
     return run(driver, target, output, config, assets=assets)
+
+
+def live(source: str | int | Path, *, senders: Sequence[Sender] = (), mode: str = "fast", mirror: bool = False,
+         duration: float | None = None, assets: str | Path | None = None,
+         config: LiveConfig | None = None) -> Iterator[LiveFrame]:
+    """Live frames of a camera index (``0``), a stream URL or a video file played in real time, one per
+    tracked frame, each already sent to ``senders`` (e.g.
+    :class:`~facecast.pipelines.live.senders.vmc.VmcSender`)::
+
+        for frame in facecast.live(0):
+            print(frame.weight("jawOpen"), frame.yaw_pitch_roll())
+
+    Older frames are dropped when the loop falls behind. Leaving the loop (``break``) stops the source
+    and closes the senders; ``duration`` seconds end it too. config: a full
+    :class:`~facecast.pipelines.live.tracker.LiveConfig` (``mode`` and ``mirror`` then come from it).
+    """
+    from facecast.pipelines.live.session import LiveSession, open_source
+    from facecast.pipelines.live.tracker import LiveConfig, LiveTracker
+    from facecast.recon.model.morphable import MorphableModel
+
+    config = config or LiveConfig(mode=mode, mirror=mirror)
+    tracker = LiveTracker(MorphableModel.load(assets), config)
+    session = LiveSession(open_source(source), tracker, senders, duration=duration)
+    try:
+        yield from session.frames()
+    finally:
+        session.close()

@@ -372,13 +372,16 @@ def avatar(
         typer.echo(f"identity: random, seed {seed} (pass --seed {seed} to repeat it)")
 
 
-def _register_batch() -> None:
+def _register_commands() -> None:
     from facecast.pipelines.batch.runner import batch_command
 
     app.command("batch")(user_errors(batch_command))
+    from facecast.pipelines.live.command import live_command
+
+    app.command("live")(user_errors(live_command))
 
 
-_register_batch()
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

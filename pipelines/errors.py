@@ -35,6 +35,9 @@ USER_ERROR_TYPES: tuple[tuple[str, str], ...] = (
     ("facecast.recon.landmarks.detector", "NoFaceError"),
     ("facecast.recon.learn.train_config", "TrainConfigError"),
     ("facecast.recon.learn.regressor", "WeightsError"),
+    ("facecast.pipelines.live.sources", "SourceError"),
+    ("facecast.pipelines.live.profile", "ProfileError"),
+    ("facecast.pipelines.live.frame", "SenderError"),
 )
 
 

@@ -31,7 +31,7 @@ import torch
 
 from facecast.pipelines.background import prefetched
 from facecast.pipelines.commands.track_config import TrackJobConfig, TrackSummary
-from facecast.pipelines.commands.track_outputs import TrackOutputs, prepare_outdir
+from facecast.pipelines.commands.track_outputs import TrackOutputs, prepare_outdir, remove_created
 from facecast.pipelines.export import make_folder
 from facecast.pipelines.media import Frame, iter_frames, probe_video
 from facecast.pipelines.progress import StageClock
@@ -68,7 +68,7 @@ def _decoded(video: str | Path, config: TrackJobConfig,
         yield frame, small, scale
 
 
-def _landmark_stream(frames: Iterator[tuple[Frame, np.ndarray | None, float]], detector: MediaPipeDetector,
+def landmark_stream(frames: Iterator[tuple[Frame, np.ndarray | None, float]], detector: MediaPipeDetector,
                      config: TrackJobConfig, weight: torch.Tensor, keep: deque, clock: StageClock,
                      crops: tuple[int, float] | None = None) -> Iterator[FrameLandmarks]:
     """Detect (tracking mode) and yield :class:`FrameLandmarks`.
@@ -141,7 +141,7 @@ def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig, clock
     detector_config = MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))
     with MediaPipeDetector(detector_config) as detector:
         frames = prefetched(_decoded(video, config, clock))
-        stream = _landmark_stream(frames, detector, config, fit.weight, keep, clock, fit.tracker.crop_geometry)
+        stream = landmark_stream(frames, detector, config, fit.weight, keep, clock, fit.tracker.crop_geometry)
         tracked_frames = fit.tracker.run(stream)
         if config.tracking.mode == "fast" and config.fast_smoothing:
             from facecast.pipelines.commands.smoothing import smooth_tracked
@@ -217,14 +217,7 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
             files = outputs.commit(summary)
     except BaseException:
         outputs.abort()
-        if created is not None:  # a failed run leaves no empty folder of its own behind
-            for folder in (outdir, *outdir.parents):
-                if folder == created.parent:
-                    break
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+        remove_created(outdir, created)  # a failed run leaves no empty folder of its own behind
         raise
     return TrackSummary(len(outputs.rows), info.fps, fit.tracker.gaps, files, time.perf_counter() - start,
                         clock.rounded())

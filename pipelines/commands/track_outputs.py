@@ -160,3 +160,17 @@ def prepare_outdir(outdir: str | Path) -> tuple[Path, Path | None]:
     outdir = Path(outdir)
     check_output(outdir / "mesh.obj")
     return outdir, next((p for p in reversed((outdir, *outdir.parents)) if not p.exists()), None)
+
+
+def remove_created(outdir: Path, created: Path | None) -> None:
+    """Remove the empty folders a failed run created (``created``: :func:`prepare_outdir`'s second value),
+    from ``outdir`` up; a folder that is not empty stays."""
+    if created is None:
+        return
+    for folder in (outdir, *outdir.parents):
+        if folder == created.parent:
+            break
+        try:
+            folder.rmdir()
+        except OSError:
+            break
