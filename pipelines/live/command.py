@@ -98,6 +98,8 @@ def live_command(
     record: Annotated[Path | None, typer.Option(help="Also write a take folder (what `facecast track` writes; "
                                                 "~20 % more CPU with its preview).")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    stats_json: Annotated[Path | None, typer.Option(help="Write the session's figures (frame rate, drops, "
+                                                    "latency; also without the first 2 s) as JSON here.")] = None,
     loop: Annotated[bool, typer.Option("--loop", help="Start --video over at its end.")] = False,
     assets: Annotated[Path | None, typer.Option(help="Folder or .npz of the ICT model.")] = None,
 ) -> None:
@@ -153,6 +155,10 @@ def live_command(
     session = LiveSession(source, tracker, senders, recorder, duration)
     stats = session.run(report)
     typer.echo(("stopped: " if stats.interrupted else "done: ") + stats.line())
+    if stats_json is not None:
+        import json
+
+        stats_json.write_text(json.dumps({"session": stats.to_dict(), "steady": session.steady.to_dict()}, indent=1))
     if session.recorded:
         typer.echo(f"recorded {len(session.recorded)} files in {record}")
     if save_profile is not None:

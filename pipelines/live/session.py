@@ -20,6 +20,7 @@ from facecast.pipelines.live.sources import LiveSource, SourceError, StreamConfi
 from facecast.pipelines.live.tracker import LiveTracker
 
 BIN_MS, BINS = 0.5, 4000
+WARMUP = 2.0  # seconds at the start that LiveSession.steady leaves out
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
@@ -57,6 +58,13 @@ class LiveStats:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    def to_dict(self) -> dict:
+        """The figures as JSON-ready numbers (latencies in ms)."""
+        return {"frames": self.frames, "detected": self.detected, "seconds": round(self.seconds, 3),
+                "fps": round(self.fps, 3), "delivered": self.delivered, "dropped": self.dropped,
+                "latency_ms": {"p50": self.latency_ms(0.5), "p95": self.latency_ms(0.95),
+                               "max": self.max_latency_ms}, "send_errors": dict(self.send_errors)}
+
     def line(self) -> str:
         """One line for the terminal."""
         errors = "".join(f"; {name}: {n} send errors" for name, n in self.send_errors.items() if n)
@@ -85,6 +93,10 @@ class LiveSession:
         self.source, self.tracker, self.senders = source, tracker, list(senders)
         self.recorder, self.duration = recorder, duration
         self.stats = LiveStats()
+        #: the same figures without the first WARMUP seconds (the detector and network warming up)
+        self.steady = LiveStats()
+        self._steady_from: tuple[int, int] | None = None
+        self._steady_start = 0.0
 
     def frames(self) -> Iterator[LiveFrame]:
         """Each frame after it was sent (and recorded); the session's figures in :attr:`stats`."""
@@ -94,11 +106,18 @@ class LiveSession:
                 sender.send(frame)
             if self.recorder is not None and self.tracker.last_tracked is not None:
                 self.recorder.add(self.tracker.last_tracked, self.tracker.last_rgb)
+            now = time.perf_counter()
             stats = self.stats
-            stats.add_latency(time.perf_counter() - frame.decoded)
-            stats.frames += 1
-            stats.detected += int(frame.detected)
-            stats.seconds = time.perf_counter() - start
+            stats.seconds = now - start
+            if stats.seconds >= WARMUP and self._steady_from is None:
+                self._steady_from, self._steady_start = self.source.stats(), now
+            for figures in (stats, self.steady) if self._steady_from is not None else (stats,):
+                figures.add_latency(now - frame.decoded)
+                figures.frames += 1
+                figures.detected += int(frame.detected)
+            if self._steady_from is not None:
+                self.steady.seconds = now - self._steady_start
+            stats.delivered, stats.dropped = self.source.stats()
             yield frame
             if self.duration is not None and stats.seconds >= self.duration:
                 return
@@ -121,6 +140,9 @@ class LiveSession:
 
     def close(self, failed: bool = False) -> None:
         self.stats.delivered, self.stats.dropped = self.source.stats()
+        if self._steady_from is not None:
+            self.steady.delivered = self.stats.delivered - self._steady_from[0]
+            self.steady.dropped = self.stats.dropped - self._steady_from[1]
         self.source.close()
         for sender in self.senders:
             self.stats.send_errors[sender.name] = int(getattr(sender, "errors", 0))

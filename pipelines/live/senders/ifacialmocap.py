@@ -31,11 +31,11 @@ drops a packet byte-identical to the previous one as tracking lost: a held pose 
 from __future__ import annotations
 
 import math
-import socket
 
 import numpy as np
 
 from facecast.pipelines.live.frame import CHANNELS, LiveFrame
+from facecast.pipelines.live.senders.udp import DatagramSender
 
 #: the port iFacialMocap receivers listen on
 PORT = 49983
@@ -67,7 +67,7 @@ def encode(frame: LiveFrame) -> bytes:
     return ("|".join(fields) + "|").encode("ascii")
 
 
-class IFacialMocapSender:
+class IFacialMocapSender(DatagramSender):
     """Sends each :class:`LiveFrame` to ``host:port`` as one iFacialMocap datagram (:func:`encode`). Never raises
     for an absent receiver: failed datagrams are counted in :attr:`errors`, sent ones in :attr:`datagrams`.
     ``send`` after ``close`` is a no-op; ``close`` may be called twice."""
@@ -75,32 +75,11 @@ class IFacialMocapSender:
     name = "ifacialmocap"
 
     def __init__(self, host: str = "127.0.0.1", port: int = PORT) -> None:
-        if not 0 < port < 65536:
-            raise ValueError(f"port must be in 1..65535, got {port}")
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-        self.host, self.port = host, port
-        self.errors = 0
-        self.datagrams = 0
-        self._address = address
-        self._socket: socket.socket | None = socket.socket(family, socket.SOCK_DGRAM)
-        self._socket.setblocking(False)
+        super().__init__(host, port)
 
     def send(self, frame: LiveFrame) -> None:
         """Send ``frame`` (also when ``frame.detected`` is False: the held pose)."""
-        if self._socket is None:
-            return
-        try:
-            self._socket.sendto(encode(frame), self._address)
-        except OSError:
-            self.errors += 1
-        else:
-            self.datagrams += 1
-
-    def close(self) -> None:
-        """Close the socket (idempotent)."""
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        self.send_datagram(encode(frame))
 
 
 def _numbers(values: list[float]) -> str:

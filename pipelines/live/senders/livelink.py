@@ -38,13 +38,13 @@ fraction left as the subframe.
 from __future__ import annotations
 
 import math
-import socket
 import struct
 import uuid
 
 import numpy as np
 
 from facecast.pipelines.live.frame import CHANNELS, LiveFrame
+from facecast.pipelines.live.senders.udp import DatagramSender
 
 #: the port Unreal's Live Link Face source listens on
 PORT = 11111
@@ -83,7 +83,7 @@ def encode(frame: LiveFrame, subject: str, device_id: str, rate: int = 60, rate_
     ])
 
 
-class LiveLinkFaceSender:
+class LiveLinkFaceSender(DatagramSender):
     """Sends each :class:`LiveFrame` to ``host:port`` as one Live Link Face packet (:func:`encode`) for the
     Live Link ``subject``; ``device_id`` defaults to a UUID derived from the subject (stable across runs, so
     Unreal keeps its source); the frame time counts :attr:`LiveFrame.time` at ``rate / rate_denominator``.
@@ -94,8 +94,6 @@ class LiveLinkFaceSender:
 
     def __init__(self, host: str = "127.0.0.1", port: int = PORT, subject: str = "facecast",
                  device_id: str | None = None, rate: int = 60, rate_denominator: int = 1) -> None:
-        if not 0 < port < 65536:
-            raise ValueError(f"port must be in 1..65535, got {port}")
         if device_id is None:
             device_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"facecast:livelink:{subject}")).upper()
         for label, text in (("subject", subject), ("device_id", device_id)):
@@ -103,33 +101,13 @@ class LiveLinkFaceSender:
                 raise ValueError(f"{label} must be 1-255 bytes of UTF-8, got {text!r}")
         if rate < 1 or rate_denominator < 1:
             raise ValueError(f"rate must be positive, got {rate}/{rate_denominator}")
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.subject, self.device_id = subject, device_id
         self.rate, self.rate_denominator = rate, rate_denominator
-        self.errors = 0
-        self.datagrams = 0
-        self._address = address
-        self._socket: socket.socket | None = socket.socket(family, socket.SOCK_DGRAM)
-        self._socket.setblocking(False)
 
     def send(self, frame: LiveFrame) -> None:
         """Send ``frame`` (also when ``frame.detected`` is False: the held pose)."""
-        if self._socket is None:
-            return
-        packet = encode(frame, self.subject, self.device_id, self.rate, self.rate_denominator)
-        try:
-            self._socket.sendto(packet, self._address)
-        except OSError:
-            self.errors += 1
-        else:
-            self.datagrams += 1
-
-    def close(self) -> None:
-        """Close the socket (idempotent)."""
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        self.send_datagram(encode(frame, self.subject, self.device_id, self.rate, self.rate_denominator))
 
 
 def _string(text: str) -> bytes:

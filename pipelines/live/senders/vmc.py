@@ -58,6 +58,7 @@ from pythonosc.udp_client import UDPClient
 
 from facecast.pipelines.live.frame import CHANNELS, LiveFrame
 from facecast.pipelines.live.presets import VRM0_NAMES, vrm_presets
+from facecast.pipelines.live.senders.udp import resolve
 
 #: the port VMC receivers (VSeeFace, VNyan, Warudo, VMagicMirror) listen on by default
 PORT = 39539
@@ -177,8 +178,7 @@ class VmcSender:
     def __init__(self, host: str = "127.0.0.1", port: int = PORT, *, perfect_sync: PerfectSync = "pascal",
                  presets: Presets = "vrm0", eye_bones: bool = True, move_root: bool = True,
                  max_datagram: int = 1400) -> None:
-        if not 0 < port < 65536:
-            raise ValueError(f"port must be in 1..65535, got {port}")
+        resolve(host, port)
         self.options = VmcOptions(perfect_sync, presets, eye_bones, move_root, max_datagram)
         self.host, self.port = host, port
         self.errors = 0

@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from facecast.pipelines.live.frame import CHANNELS, LiveFrame
+from facecast.pipelines.live.frame import CHANNELS, LiveFrame, SenderError
 from facecast.pipelines.live.presets import PRESETS, vrm_presets
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=
           ".LICENSE": "text/plain; charset=utf-8"}
 
 
-class PortInUseError(OSError):
+class PortInUseError(SenderError):
     """The viewer's port is taken (by another facecast or another program)."""
 
 
@@ -285,6 +285,6 @@ def _response(status: HTTPStatus, body: bytes, kind: str) -> Response:
 
 def _bind_error(error: OSError, host: str, port: int) -> OSError:
     why = PortInUseError(f"port {port} is in use: pass --view-port") if error.errno == errno.EADDRINUSE else \
-        OSError(f"cannot listen on {host}:{port} for the viewer: {error.strerror or error}")
+        SenderError(f"cannot listen on {host}:{port} for the viewer: {error.strerror or error}")
     why.errno = error.errno
     return why
