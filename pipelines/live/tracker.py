@@ -107,7 +107,10 @@ class LiveTracker:
         if self._calibration_start is None:
             self._calibration_start = frame.time
         self._calibration.append((frame.arkit, frame.rotation, frame.translation))
-        if frame.time - self._calibration_start >= self.config.calibrate:
+        # the window spans calibrate seconds and at least 10 frames a second of it (frames the source dropped
+        # while the detector warmed up do not count)
+        if frame.time - self._calibration_start >= self.config.calibrate \
+                and len(self._calibration) >= 10 * self.config.calibrate:
             arkit, rotations, translations = (np.stack(parts) for parts in zip(*self._calibration))
             self.profile = calibrated(self.profile, arkit, rotations, translations)
             self.calibrating = False

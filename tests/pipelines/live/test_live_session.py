@@ -119,3 +119,39 @@ def test_a_taken_viewer_port_is_one_line(clip):
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"port {port} is in use: pass --view-port" in lines[0], result.output
+
+
+def test_calibrate_saves_a_profile_whose_rest_pose_the_next_session_removes(shared_dir, tmp_path):
+    """talk2 holds its head ~10 degrees turned and tilted: --calibrate measures that rest pose and
+    --save-profile keeps it; a session with --profile then sends the head near its rest (and --mirror
+    turns the other way)."""
+    from scipy.spatial.transform import Rotation
+
+    from facecast.pipelines.live.profile import load_profile
+
+    clip, profile = shared_dir / "media/videos/talk2.mp4", tmp_path / "me.json"
+
+    def heads(*args: str) -> list[Rotation]:
+        with VmcReceiver() as receiver:
+            result = runner.invoke(app, ["live", "--video", str(clip), "--duration", "2.5", "--vmc",
+                                         f"127.0.0.1:{receiver.port}", *args])
+            assert result.exit_code == 0, result.output
+            time.sleep(0.2)
+            messages = receiver.messages
+        quats = [args_[4:8] for address, args_ in messages if address == "/VMC/Ext/Bone/Pos" and args_[0] == "Head"]
+        assert len(quats) >= 20
+        return [Rotation.from_quat(q) for q in quats]
+
+    raw = heads("--calibrate", "1", "--save-profile", str(profile))
+    saved = load_profile(profile)
+    assert saved.neutral is not None and saved.rest_rotation is not None
+    yaw, pitch, roll = np.degrees(Rotation.from_quat(saved.rest_rotation).as_euler("YXZ"))
+    assert abs(yaw) > 5 and abs(roll) > 5  # the clip's own head pose, not the front
+    angles = np.degrees([r.magnitude() for r in raw])
+    assert np.median(angles[:5]) > 8 and np.median(angles[-10:]) < 6  # sent as it is while calibrating, then not
+    relative = heads("--profile", str(profile))
+    assert np.median([np.degrees(r.magnitude()) for r in relative]) < 6  # near the rest pose
+    turned = heads()  # no profile: the absolute pose
+    mirrored = heads("--mirror")
+    yaw_of = lambda rs: np.median([r.as_euler("YXZ")[0] for r in rs])  # noqa: E731
+    assert np.sign(yaw_of(turned)) == -np.sign(yaw_of(mirrored)) and abs(yaw_of(turned)) > np.radians(5)
