@@ -95,8 +95,27 @@ def _open(path: Path):
     return container
 
 
+def upright(frame) -> np.ndarray:
+    """A decoded PyAV video frame as RGB ``(H, W, 3)`` uint8, turned as its display matrix says (phones store
+    portrait video as landscape frames with a 90 / 180 / 270 degree rotation to show them with), the way
+    players and FFmpeg's autorotate show it: counter-clockwise by ``frame.rotation`` degrees."""
+    rgb = frame.to_ndarray(format="rgb24")
+    quarter = round(float(frame.rotation or 0) / 90.0) % 4
+    return np.ascontiguousarray(np.rot90(rgb, quarter)) if quarter else rgb
+
+
+def _display_rotation(container, stream) -> int:
+    """The first frame's display rotation in degrees (0 when none, or when nothing decodes)."""
+    try:
+        frame = next(container.decode(stream), None)
+    except Exception:  # noqa: BLE001 - probing only: decoding errors are reported by iter_frames
+        return 0
+    return 0 if frame is None else round(float(frame.rotation or 0) / 90.0) % 4 * 90
+
+
 def probe_video(path: str | Path) -> VideoInfo:
-    """Frame rate, frame count and size of the first video stream."""
+    """Frame rate, frame count and size of the first video stream; the size as the frames are shown (a phone
+    video stored on its side with a display rotation of 90 or 270 degrees swaps width and height)."""
     path = Path(path)
     container = _open(path)
     with container:
@@ -105,8 +124,10 @@ def probe_video(path: str | Path) -> VideoInfo:
         frames = stream.frames
         if not frames and stream.duration and stream.time_base:
             frames = int(round(float(stream.duration * stream.time_base) * float(rate)))
-        return VideoInfo(float(rate), int(frames or 0), stream.codec_context.width,
-                         stream.codec_context.height)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if _display_rotation(container, stream) in (90, 270):
+            width, height = height, width
+        return VideoInfo(float(rate), int(frames or 0), width, height)
 
 
 def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[Frame]:
@@ -124,7 +145,7 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[Fra
                 if max_frames is not None and count >= max_frames:
                     break
                 time = float(frame.time) if frame.time is not None else count / float(stream.average_rate or 30)
-                yield Frame(count, time, frame.to_ndarray(format="rgb24"))
+                yield Frame(count, time, upright(frame))
                 count += 1
         except av.error.FFmpegError as exc:
             if count == 0:

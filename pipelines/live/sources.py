@@ -241,6 +241,8 @@ def open_stream(url: str, config: StreamConfig = StreamConfig()) -> LiveSource:
     """A network stream (RTSP, HTTP, ... through PyAV), reopened when it stops or stalls."""
     import av
 
+    from facecast.pipelines.media import upright
+
     def connect():
         options = {"rtsp_transport": "tcp"} if url.startswith("rtsp") else {}
         try:
@@ -261,7 +263,7 @@ def open_stream(url: str, config: StreamConfig = StreamConfig()) -> LiveSource:
                             if stopped():
                                 return
                             now = time.perf_counter()
-                            put(SourceFrame(index, now - start, frame.to_ndarray(format="rgb24"), now))
+                            put(SourceFrame(index, now - start, upright(frame), now))
                             index, tries = index + 1, 0
                     reason = "ended"
                 except (av.error.FFmpegError, OSError) as exc:
