@@ -150,6 +150,8 @@ def track(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     summary = run(video, output, config, assets=assets)
+    for warning in summary.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     gaps = f"; no face in {len(summary.gaps)} frames (pose held)" if summary.gaps else ""
     typer.echo(f"tracked {summary.frames} frames at {summary.frames / summary.seconds:.1f} frames/s{gaps}; "
                f"wrote {', '.join(str(p) for p in summary.files)}")

@@ -8,7 +8,7 @@ images are converted to 8-bit RGB. Videos are streamed frame by frame with PyAV
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -130,26 +130,66 @@ def probe_video(path: str | Path) -> VideoInfo:
         return VideoInfo(float(rate), int(frames or 0), width, height)
 
 
-def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[Frame]:
-    """Decode frames one at a time as RGB. Raises :class:`MediaError` on a video with no frame."""
+@dataclass
+class DecodeReport:
+    """What decoding a video skipped: the times (s, from the packets) of packets that did not decode.
+    Pass one to :func:`iter_frames` and read it afterwards; :meth:`warning` says it in one line."""
+
+    skipped: list[float] = field(default_factory=list)
+
+    def warning(self, path: str | Path) -> str | None:
+        if not self.skipped:
+            return None
+        shown = ", ".join(f"{t:.2f}" for t in self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else "")
+        return (f"{path}: {len(self.skipped)} undecodable packet{'s' if len(self.skipped) > 1 else ''} skipped "
+                f"(at {shown} s); the frames around them are tracked")
+
+
+#: consecutive undecodable packets after which a video counts as broken from there on
+MAX_BAD_RUN = 250
+
+
+def iter_frames(path: str | Path, max_frames: int | None = None, report: DecodeReport | None = None
+                ) -> Iterator[Frame]:
+    """Decode frames one at a time as RGB, upright (:func:`upright`).
+
+    A packet that does not decode is skipped (its time goes to ``report``) and decoding goes on, as players
+    do; after :data:`MAX_BAD_RUN` bad packets in a row the rest counts as a broken tail. Raises
+    :class:`MediaError` on a video with no decodable frame.
+    """
     import av
 
     path = Path(path)
     container = _open(path)
-    count = 0
+    count, bad_run = 0, 0
+    report = report if report is not None else DecodeReport()
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or 30)
         try:
-            for frame in container.decode(stream):
-                if max_frames is not None and count >= max_frames:
-                    break
-                time = float(frame.time) if frame.time is not None else count / float(stream.average_rate or 30)
-                yield Frame(count, time, upright(frame))
-                count += 1
-        except av.error.FFmpegError as exc:
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as exc:
+                    if isinstance(exc, av.error.EOFError):
+                        break
+                    bad_run += 1
+                    when = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base \
+                        else count / rate
+                    report.skipped.append(when)
+                    if bad_run >= MAX_BAD_RUN:
+                        break
+                    continue
+                bad_run = 0
+                for frame in decoded:
+                    if max_frames is not None and count >= max_frames:
+                        return
+                    time = float(frame.time) if frame.time is not None else count / rate
+                    yield Frame(count, time, upright(frame))
+                    count += 1
+        except av.error.FFmpegError as exc:  # the container itself breaks off: keep what decoded
             if count == 0:
                 raise MediaError(f"{path}: corrupt video ({exc})") from exc
-            # a truncated tail: keep what decoded, like players do
     if count == 0:
         raise MediaError(f"{path}: the video has no decodable frames")

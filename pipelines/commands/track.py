@@ -33,7 +33,7 @@ from facecast.pipelines.background import prefetched
 from facecast.pipelines.commands.track_config import TrackJobConfig, TrackSummary
 from facecast.pipelines.commands.track_outputs import TrackOutputs, prepare_outdir, remove_created
 from facecast.pipelines.export import make_folder
-from facecast.pipelines.media import Frame, iter_frames, probe_video
+from facecast.pipelines.media import DecodeReport, Frame, iter_frames, probe_video
 from facecast.pipelines.progress import StageClock
 from facecast.recon.fit.landmark_fit import threads
 from facecast.recon.fit.tracking import FrameLandmarks, TrackedFrame, VideoTracker
@@ -48,12 +48,12 @@ from facecast.recon.model.morphable import MorphableModel
 OUTPUT_BATCH = 16  # tracked frames whose landmarks and meshes are evaluated together
 
 
-def _decoded(video: str | Path, config: TrackJobConfig,
-             clock: StageClock) -> Iterator[tuple[Frame, np.ndarray | None, float]]:
+def _decoded(video: str | Path, config: TrackJobConfig, clock: StageClock,
+             report: DecodeReport | None = None) -> Iterator[tuple[Frame, np.ndarray | None, float]]:
     """``(frame, preview-sized copy or None, preview scale)`` for every frame (run ahead on a thread)."""
     import cv2
 
-    frames = iter_frames(video, config.max_frames)
+    frames = iter_frames(video, config.max_frames, report)
     while True:
         start = time.perf_counter()
         frame = next(frames, None)
@@ -126,11 +126,12 @@ class VideoFit:
         return cls(model, sparse, VideoTracker(sparse, config.tracking, regressor), weight)
 
 
-def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig, clock: StageClock | None = None
-                 ) -> Iterator[tuple[TrackedFrame, np.ndarray | None, float]]:
+def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig, clock: StageClock | None = None,
+                 report: DecodeReport | None = None) -> Iterator[tuple[TrackedFrame, np.ndarray | None, float]]:
     """Yield ``(tracked frame, preview image or None, preview scale)`` in frame order.
 
-    clock: counts ``decode`` (on the read-ahead thread), ``detect`` (MediaPipe) and ``fit`` seconds.
+    clock: counts ``decode`` (on the read-ahead thread), ``detect`` (MediaPipe) and ``fit`` seconds;
+    report: gets the packets decoding skipped (:class:`~facecast.pipelines.media.DecodeReport`).
     Raises :class:`~facecast.recon.landmarks.detector.NoFaceError` when no frame shows a face.
     """
     from facecast.recon.landmarks.detector import NoFaceError
@@ -140,7 +141,7 @@ def iter_tracked(video: str | Path, fit: VideoFit, config: TrackJobConfig, clock
     keep: deque = deque()
     detector_config = MediaPipeConfig(max_num_faces=max(1, config.face_index + 1))
     with MediaPipeDetector(detector_config) as detector:
-        frames = prefetched(_decoded(video, config, clock))
+        frames = prefetched(_decoded(video, config, clock, report))
         stream = landmark_stream(frames, detector, config, fit.weight, keep, clock, fit.tracker.crop_geometry)
         tracked_frames = fit.tracker.run(stream)
         if config.tracking.mode == "fast" and config.fast_smoothing:
@@ -187,6 +188,7 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
     """
     clock = StageClock()
     start = time.perf_counter()
+    report = DecodeReport()
     with clock.stage("start"):
         info = probe_video(video)
         outdir, created = prepare_outdir(outdir)
@@ -200,7 +202,7 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
         with progress, threads(_torch_threads(config)):
             task = progress.add_task("track", total=total, fps=0.0)
             pending: list = []
-            for item in iter_tracked(video, fit, config, clock):
+            for item in iter_tracked(video, fit, config, clock, report):
                 pending.append(item)
                 if len(pending) == OUTPUT_BATCH:
                     outputs.add_batch(pending, fit.sparse)
@@ -213,11 +215,13 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
         with clock.stage("write"):
             summary = {"video": str(video), "fps": info.fps, "frames": len(outputs.rows),
                        "frames_without_face": fit.tracker.gaps, "pose": config.pose,
-                       "mesh_format": config.mesh_format, "units": "m, y up"}
+                       "mesh_format": config.mesh_format, "units": "m, y up",
+                       "packets_skipped_at_s": report.skipped}
             files = outputs.commit(summary)
     except BaseException:
         outputs.abort()
         remove_created(outdir, created)  # a failed run leaves no empty folder of its own behind
         raise
+    warning = report.warning(video)
     return TrackSummary(len(outputs.rows), info.fps, fit.tracker.gaps, files, time.perf_counter() - start,
-                        clock.rounded())
+                        clock.rounded(), [warning] if warning else [])

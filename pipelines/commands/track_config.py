@@ -46,3 +46,4 @@ class TrackSummary:
     files: list[Path]
     seconds: float
     stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage (see StageClock)
+    warnings: list[str] = field(default_factory=list)  # what the user should know (e.g. packets skipped)

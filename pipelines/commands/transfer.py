@@ -159,11 +159,12 @@ def track_driver(video: Path, model: MorphableModel, config: TrackJobConfig) -> 
             take = replace(take, weights=take.weights[:n], rotation=take.rotation[:n],
                            translation=take.translation[:n], gaze=take.gaze[:n], gaps=[g for g in take.gaps if g < n])
         return take
-    from facecast.pipelines.media import probe_video
+    from facecast.pipelines.media import DecodeReport, probe_video
 
     info = probe_video(video)
     fit = VideoFit.build(model, config)
-    frames = [tracked for tracked, _, _ in iter_tracked(video, fit, replace(config, preview=False))]
+    report = DecodeReport()
+    frames = [tracked for tracked, _, _ in iter_tracked(video, fit, replace(config, preview=False), report=report)]
     stack = {name: torch.cat([getattr(f.coeffs, name) for f in frames]).double().numpy()
              for name in ("expression", "rotation", "translation")}
     stack["gaze"] = np.stack([np.zeros(6) if f.gaze is None else f.gaze for f in frames])
@@ -171,9 +172,10 @@ def track_driver(video: Path, model: MorphableModel, config: TrackJobConfig) -> 
         timing = frame_timing([f.time for f in frames], info.fps, str(video))
     except ValueError as exc:
         raise MediaError(str(exc)) from None
-    note = None
+    note = report.warning(video)
     if not timing.is_uniform:
-        note = f"{timing.describe(str(video))}; resampled onto a uniform {info.fps:g} fps grid"
+        resampled = f"{timing.describe(str(video))}; resampled onto a uniform {info.fps:g} fps grid"
+        note = resampled if note is None else f"{note}; {resampled}"
         stack = {name: resample(timing, values) for name, values in stack.items()}
         stack["expression"] = stack["expression"].clip(0.0, 1.0)
     return DriverTrack(stack["expression"], stack["rotation"], stack["translation"], info.fps, fit.tracker.gaps,

@@ -62,3 +62,24 @@ def test_a_phone_video_is_tracked_upright(upright, tmp_path):
         take = read_coefficients_csv((tmp_path / name / "coeffs.csv").read_bytes())
         rolls[name] = np.median(np.asarray(take.yaw_pitch_roll_deg)[:, 2])
     assert abs(rolls["phone"] - rolls["upright"]) < 3.0, rolls  # the same head roll (before: ~90 apart)
+
+
+def test_a_corrupt_packet_is_skipped_and_reported_not_the_end(upright, tmp_path):
+    """One packet in the middle overwritten: decoding goes on after it (before: it stopped there, silently),
+    and track says which packet it skipped."""
+    from facecast.pipelines.media import DecodeReport
+
+    path = phone_clip(upright, 0, tmp_path / "corrupt.mp4")
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    position, size = packets[FRAMES // 2]
+    data[position + size // 4:position + size] = b"\xff" * (size - size // 4)
+    path.write_bytes(bytes(data))
+    report = DecodeReport()
+    frames = list(iter_frames(path, report=report))
+    assert len(frames) >= FRAMES - 2 and len(report.skipped) == 1  # all but the broken one (and its dependant)
+    result = CliRunner().invoke(app, ["track", str(path), "-o", str(tmp_path / "take"), "--mode", "fast"])
+    assert result.exit_code == 0, result.output
+    assert "1 undecodable packet skipped" in result.stderr
+    assert len((tmp_path / "take" / "coeffs.csv").read_text().splitlines()) - 1 == len(frames)
