@@ -15,15 +15,21 @@ import numpy as np
 
 #: largest drift (in frames) of a frame from ``t0 + k / fps`` that still counts as uniform
 TOLERANCE_FRAMES = 0.25
+#: seconds: a jump between two frames longer than this (and than 10 frames) is a break in the timestamps
+#: (a camera restarted, a broken muxer), not footage: it is closed up to one frame, so that resampling
+#: cannot blow a few frames up into hours of output
+MAX_GAP_S = 2.0
 
 
 @dataclass(frozen=True)
 class FrameTiming:
-    """times ``(T,)`` s (first frame at 0), the declared ``fps``, and the largest drift (s)."""
+    """times ``(T,)`` s (first frame at 0, timestamp breaks closed up), the declared ``fps``, the largest drift
+    (s), and ``breaks``: ``(frame, seconds)`` of each jump closed up (see :data:`MAX_GAP_S`)."""
 
     times: np.ndarray
     fps: float
     max_drift: float
+    breaks: tuple[tuple[int, float], ...] = ()
 
     @property
     def is_uniform(self) -> bool:
@@ -31,8 +37,12 @@ class FrameTiming:
 
     def describe(self, source: str) -> str:
         span = self.times[-1] if len(self.times) else 0.0
-        return (f"{source}: frame times drift up to {1000 * self.max_drift:.0f} ms from the declared "
+        text = (f"{source}: frame times drift up to {1000 * self.max_drift:.0f} ms from the declared "
                 f"{self.fps:g} fps ({len(self.times)} frames over {span:.2f} s, variable frame rate)")
+        if self.breaks:
+            jumps = ", ".join(f"{seconds:.1f} s before frame {frame}" for frame, seconds in self.breaks[:3])
+            text += f"; timestamp jumps closed up: {jumps}{' ...' if len(self.breaks) > 3 else ''}"
+        return text
 
 
 def frame_timing(times, fps: float, source: str = "driver") -> FrameTiming:
@@ -45,9 +55,15 @@ def frame_timing(times, fps: float, source: str = "driver") -> FrameTiming:
     if not np.isfinite(stamps).all() or (np.diff(stamps) <= 0).any():
         bad = int(np.flatnonzero(~(np.diff(stamps) > 0))[0]) + 1 if len(stamps) > 1 else 0
         raise ValueError(f"{source}: frame times must increase strictly (frame {bad} does not)")
-    stamps = stamps - stamps[0]
+    steps = np.diff(stamps)
+    broken = np.flatnonzero(steps > max(MAX_GAP_S, 10.0 / fps))
+    breaks = tuple((int(k) + 1, float(steps[k])) for k in broken)
+    steps[broken] = 1.0 / fps
+    stamps = np.concatenate([[0.0], np.cumsum(steps)])
     drift = float(np.abs(stamps - np.arange(len(stamps)) / fps).max())
-    return FrameTiming(stamps, float(fps), drift)
+    if breaks:  # a closed-up break is never uniform: the user hears about it
+        drift = max(drift, TOLERANCE_FRAMES / fps + 1e-9)
+    return FrameTiming(stamps, float(fps), drift, breaks)
 
 
 def resample(timing: FrameTiming, values: np.ndarray) -> np.ndarray:

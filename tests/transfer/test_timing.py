@@ -36,3 +36,16 @@ def test_bad_times_are_clear_errors():
         frame_timing([0.0, 0.1], 0.0)
     with pytest.raises(ValueError, match="values must have shape"):
         resample(frame_timing([0.0, 0.1], 10.0), np.zeros((3, 2)))
+
+
+def test_a_timestamp_break_is_closed_up_not_resampled_into_hours():
+    """12 frames with a one-hour jump in their times (issue #18: 108,001 output frames before)."""
+    fps = 30.0
+    times = np.concatenate([np.arange(6) / fps, 3600.0 + np.arange(6) / fps])
+    timing = frame_timing(times, fps)
+    assert timing.breaks == ((6, pytest.approx(3600.0 - 5 / fps)),)
+    out = resample(timing, np.arange(12, dtype=float)[:, None])
+    assert len(out) == 12  # the break takes one frame interval
+    assert not timing.is_uniform and "timestamp jumps closed up: 3599.8 s before frame 6" in timing.describe("clip")
+    steady = frame_timing(np.arange(60) / fps + np.r_[np.zeros(30), np.full(30, 1.5)], fps)  # a 1.5 s freeze
+    assert steady.breaks == () and len(resample(steady, np.zeros((60, 1)))) == 60 + 45  # real footage time kept
