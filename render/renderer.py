@@ -38,7 +38,8 @@ class RendererConfig:
     """How :class:`Renderer` draws.
 
     backend: ``"torch"`` (pure PyTorch), ``"pytorch3d"`` (its rasterizer finds visibility;
-        must be installed) or ``"auto"`` (pytorch3d when importable, else torch).
+        must be installed) or ``"auto"`` (pytorch3d for CUDA tensors when importable, else torch:
+        see :func:`resolve_backend`).
     cull_backfaces: skip faces turned away from the camera (see :mod:`.rasterize`).
     shading: ``"pixel"`` interpolates albedo and normals and lights every pixel;
         ``"vertex"`` lights vertices and interpolates colours (Gouraud; cheaper, blurrier).
@@ -83,12 +84,17 @@ class RenderOutput(NamedTuple):
     fragments: Fragments
 
 
-def resolve_backend(name: str) -> str:
-    """``"torch"`` or ``"pytorch3d"`` for a configured backend name (imports pytorch3d to check)."""
+def resolve_backend(name: str, device: torch.device | str = "cpu") -> str:
+    """``"torch"`` or ``"pytorch3d"`` for a configured backend name and the tensors' device.
+
+    ``"auto"`` takes pytorch3d only for CUDA tensors and when it imports: on the CPU its rasterizer is
+    brute force (8-13 s a 224 px image; its binned mode is not implemented there) against ~30-60 ms for
+    the torch backend, so a CPU run never picks it by itself.
+    """
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    if name == "torch":
-        return name
+    if name == "torch" or (name == "auto" and torch.device(device).type != "cuda"):
+        return "torch"
     try:
         importlib.import_module("pytorch3d.renderer")
     except ImportError as exc:
@@ -141,7 +147,7 @@ class Renderer:
 
     def __init__(self, config: RendererConfig | None = None) -> None:
         self.config = config or RendererConfig()
-        self.backend = resolve_backend(self.config.backend)
+        self.backend = resolve_backend(self.config.backend)  # for CPU tensors; CUDA ones: see _visible_faces
         self._neighbours: tuple[torch.Tensor, torch.Tensor] | None = None  # (faces, face_neighbours)
 
     def __call__(self, vertices: torch.Tensor, faces: torch.Tensor, camera: PerspectiveCamera | OrthographicCamera,
@@ -214,7 +220,8 @@ class Renderer:
     def _visible_faces(self, screen: torch.Tensor, faces: torch.Tensor, camera) -> torch.Tensor:
         options = dict(perspective=camera.is_perspective, cull_backfaces=self.config.cull_backfaces,
                        z_near=self.config.z_near)
-        if self.backend == "pytorch3d":
+        backend = self.backend if screen.device.type != "cuda" else resolve_backend(self.config.backend, screen.device)
+        if backend == "pytorch3d":
             from .backends import pytorch3d as p3d
 
             return p3d.visible_faces(screen, faces, camera.image_size, **options)

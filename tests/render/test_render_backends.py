@@ -38,7 +38,8 @@ def test_screen_to_ndc_maps_pixel_centres_onto_pytorch3d_pixel_centres(size):
 
 def test_backend_resolution():
     assert resolve_backend("torch") == "torch"
-    assert resolve_backend("auto") == ("pytorch3d" if HAS_PYTORCH3D else "torch")
+    assert resolve_backend("auto") == "torch"  # on the CPU even with pytorch3d installed (issue #18: 8-13 s a frame)
+    assert resolve_backend("auto", "cuda") == ("pytorch3d" if HAS_PYTORCH3D else "torch")
     assert Renderer(RendererConfig(backend="torch")).backend == "torch"
     if not HAS_PYTORCH3D:
         with pytest.raises(ImportError, match="pytorch3d"):
@@ -92,3 +93,15 @@ def test_pytorch3d_cameras_project_like_ours():
     theirs = p3d_backend.to_pytorch3d_cameras(camera).transform_points_ndc(points)[..., :2]
     ours = p3d_backend.screen_to_ndc(camera.to_screen(points), (60, 90))[..., :2]
     torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_never_picks_pytorch3d_for_cpu_tensors_even_when_it_imports(monkeypatch):
+    """Issue #18: with pytorch3d installed, ``auto`` chose its brute-force CPU rasterizer (8-13 s a frame)."""
+    import types
+
+    import facecast.render.renderer as renderer
+
+    monkeypatch.setattr(renderer.importlib, "import_module", lambda name: types.ModuleType(name))  # "installed"
+    assert renderer.resolve_backend("auto") == "torch"
+    assert renderer.resolve_backend("auto", "cuda") == "pytorch3d"
+    assert Renderer(RendererConfig()).backend == "torch"
