@@ -242,7 +242,7 @@ def read_json(path: Path) -> object:
         return json.loads(path.read_bytes())
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{path} is neither a GLB nor valid JSON ({exc})") from exc
 
 
@@ -257,7 +257,7 @@ def read_document(data: bytes, source: str) -> dict:
         data = data[20:20 + length]
     try:
         document = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{source} is neither a GLB nor valid glTF JSON ({exc})") from exc
     if not isinstance(document, dict) or "asset" not in document:
         raise ValueError(f"{source}: not a glTF document (no 'asset')")

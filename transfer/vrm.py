@@ -173,7 +173,7 @@ def load_vrm_mapping(path: str | Path) -> dict[str, dict[str, float]]:
     else:
         try:
             document = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise ValueError(f"VRM mapping {path} is not valid JSON ({exc})") from exc
     return check_vrm_mapping(document, str(path))
 

@@ -38,7 +38,12 @@ def read_glb(data: bytes) -> GlbChunks:
         position += 8 + size
     if not chunks or chunks[0][0] != JSON_CHUNK:
         raise ValueError("GLB does not start with a JSON chunk")
-    document = json.loads(chunks[0][1])
+    try:
+        document = json.loads(chunks[0][1])
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"the GLB's JSON chunk is not valid JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise ValueError("the GLB's JSON chunk is not a JSON object")
     binary = chunks[1][1] if len(chunks) > 1 and chunks[1][0] == BIN_CHUNK else None
     others = tuple(chunks[2:] if binary is not None else chunks[1:])
     return GlbChunks(document, binary, others)

@@ -167,7 +167,7 @@ def animate_gltf(original: bytes, animation: Animation, name: str = "facecast",
     compressed geometry stays compressed: ``ValueError`` unless ``keep_compression``."""
     try:
         document = json.loads(original)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"not glTF JSON ({exc})") from exc
     if not isinstance(document, dict) or "asset" not in document:
         raise ValueError("not a glTF document (no 'asset')")

@@ -120,7 +120,7 @@ def load_profile(path: str | Path) -> Profile:
         document = json.loads(path.read_text())
     except OSError as exc:
         raise ProfileError(f"cannot read profile {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ProfileError(f"profile {path} is not valid JSON ({exc})") from None
     if not isinstance(document, dict):
         raise ProfileError(f"profile {path} must hold a JSON object")

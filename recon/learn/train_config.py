@@ -172,7 +172,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise TrainConfigError(f"training config {path} does not exist")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise TrainConfigError(f"{path} is not valid JSON: {exc}") from None
     return train_config_from_dict(data)
 

@@ -1,0 +1,51 @@
+"""Careless and hostile inputs (issue #18): each is one ``error:`` line naming the file and the problem,
+exit status 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from typer.testing import CliRunner
+
+from facecast.pipelines.cli import app
+
+runner = CliRunner()
+
+
+def _one_line_error(result, *fragments: str) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def _glb(json_bytes: bytes) -> bytes:
+    body = json_bytes + b" " * (-len(json_bytes) % 4)
+    chunk = struct.pack("<II", len(body), 0x4E4F534A) + body
+    return b"glTF" + struct.pack("<II", 2, 12 + len(chunk)) + chunk
+
+
+@pytest.mark.parametrize("content, fragments", [
+    (json.dumps({"identity": [1e30] + [0.0] * 99}), ("weight 0 is 1e+30", "at most 10")),
+    (json.dumps({"identity": [0.0] * 50 + [-1e308] + [0.0] * 49}), ("weight 50 is -1e+308",)),
+    ("[" * 200_000 + "]" * 200_000, ("is not valid JSON",)),
+])
+def test_implausible_or_deep_identity_files(tmp_path, content, fragments):
+    path = tmp_path / "id.json"
+    path.write_text(content)
+    _one_line_error(runner.invoke(app, ["avatar", "--identity", str(path), "-o", str(tmp_path / "x.glb")]),
+                    str(path), *fragments)
+    assert not (tmp_path / "x.glb").exists()
+
+
+def test_a_deeply_nested_glb_target_is_one_line(tmp_path, shared_dir):
+    target = tmp_path / "deep.glb"
+    target.write_bytes(_glb(b"[" * 200_000 + b"]" * 200_000))
+    result = runner.invoke(app, ["transfer", "--driver", str(shared_dir / "media/videos/talk1.mp4"), "--target",
+                                 str(target), "-o", str(tmp_path / "out.glb")])
+    _one_line_error(result, "deep.glb")
+    assert not (tmp_path / "out.glb").exists()
