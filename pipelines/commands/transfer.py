@@ -106,7 +106,17 @@ def load_target(path: Path, model: MorphableModel, head_node: str | None = None)
         raise UserError(str(exc)) from None
     if isinstance(rig, IctRig):
         return Target(rig, _dressed(build_avatar(model, rig.identity), path), None)
-    return Target(rig, None, path.read_bytes())
+    original = path.read_bytes()
+    if original[:4] != b"glTF":  # a .gltf: packed into one GLB (its buffer and image files embedded)
+        from facecast.pipelines.export.glb import write_glb
+        from facecast.pipelines.export.gltf_pack import pack_gltf
+        from facecast.transfer.rigs import read_document
+
+        try:
+            original = write_glb(pack_gltf(read_document(original, str(path)), path.parent, str(path)))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    return Target(rig, None, original)
 
 
 def _dressed(mesh: AvatarMesh, path: Path) -> AvatarMesh:

@@ -331,3 +331,41 @@ def test_transfer_onto_a_compressed_capture_head_decodes_it_unless_told(tracked,
         used[name] = compression_of(read_glb(out.read_bytes()).document)
         assert validate([out])[0]["numErrors"] == 0
     assert used == {"decoded": (), "kept": ("EXT_meshopt_compression",)}
+
+
+def test_a_gltf_target_with_files_beside_it_gives_a_real_glb(tracked, tmp_path):
+    """Issue #18: out.glb used to be the .gltf's JSON text with its buffer link dangling. Now the buffer
+    and the image files are packed into the GLB; a buffer pointing at a device is one line."""
+    import io
+
+    import pygltflib
+    from PIL import Image
+
+    from facecast.pipelines.export.glb import read_glb
+
+    chunks = read_glb(arkit_sphere_glb(extra=()))
+    document = chunks.document
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "face data.bin").write_bytes(chunks.binary)
+    document["buffers"] = [{"byteLength": len(chunks.binary), "uri": "face%20data.bin"}]
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 120, 90)).save(png, format="PNG")
+    (folder / "skin.png").write_bytes(png.getvalue())
+    document["images"] = [{"uri": "skin.png"}]  # (the sphere has no UVs: the image is carried, not shown)
+    target = folder / "face.gltf"
+    target.write_text(json.dumps(document))
+    out = tmp_path / "out.glb"
+    result = runner.invoke(app, ["transfer", "--driver", str(tracked), "--target", str(target), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"glTF"
+    gltf = pygltflib.GLTF2.load_from_bytes(out.read_bytes())
+    assert len(gltf.animations) == 1 and gltf.images[0].bufferView is not None and gltf.images[0].uri is None
+    assert gltf.images[0].mimeType == "image/png"
+    assert validate([out])[0]["numErrors"] == 0
+    document["buffers"] = [{"byteLength": 64, "uri": "/dev/zero"}]
+    target.write_text(json.dumps(document))
+    result = runner.invoke(app, ["transfer", "--driver", str(tracked), "--target", str(target),
+                                 "-o", str(tmp_path / "bad.glb")])
+    assert result.exit_code == 2 and "/dev/zero is not a file next to it" in result.output, result.output
+    assert not (tmp_path / "bad.glb").exists()
