@@ -124,6 +124,12 @@ class VrmExpression:
     custom: bool = False
     material_binds: bool = False
 
+    def __post_init__(self) -> None:
+        for _, _, weight in self.binds:
+            if not (np.isfinite(weight) and -1.0 <= weight <= 1.0):
+                raise ValueError(f"expression {self.name!r} binds a morph target with weight {weight:g} "
+                                 "(VRM weights are 0-1, VRM 0 ones 0-100)")
+
 
 def _vrm0_expressions(extension: dict) -> list[VrmExpression]:
     groups = (extension.get("blendShapeMaster") or {}).get("blendShapeGroups") or []
@@ -271,7 +277,7 @@ class VrmRig:
                 version, facing, expressions = "0.x", "-z", _vrm0_expressions(extensions["VRM"])
             else:
                 raise ValueError("no VRM or VRMC_vrm extension")
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{source}: unreadable VRM expressions ({exc})") from exc
         override = {} if mapping is None else (
             check_vrm_mapping(mapping, "mapping") if isinstance(mapping, dict) else load_vrm_mapping(mapping))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecast.pipelines.export import EXPORTERS, check_output, write_files
+from facecast.pipelines.export import EXPORTERS, ExportError, check_output, write_files
 from facecast.pipelines.export.avatar import AvatarMesh, MaterialTexture, build_avatar
 from facecast.pipelines.export.coefficients import yaw_pitch_roll
 from facecast.pipelines.export.layout import MeshOptions
@@ -218,6 +218,7 @@ def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tup
     output = check_output(output)
     for suffix in extra_formats:
         check_output(output.with_suffix(suffix))
+    _keep_input(photo, output.parent, dict.fromkeys(_companions(output.stem, extra_formats, output.suffix)))
     image, source = load_photo(photo)
     own = pipeline is None
     if own:
@@ -241,4 +242,22 @@ def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tup
 
             picture = _png(draw_fit(model, triangles, rec.result.coeffs, image, rec.result.landmarks68))
         files.update(output_files(rec, path, extra_formats, model.expression_names, picture, pipeline.config.mesh))
+    _keep_input(photo, output.parent, files)
     return write_files(output.parent, files)
+
+
+def _companions(stem: str, extra_formats: tuple[str, ...], suffix: str) -> list[str]:
+    """The names one reconstruction called ``stem`` may write (before the work: checked against the input)."""
+    return [f"{stem}{suffix}", f"{stem}.json", f"{stem}_preview.png", f"{stem}_M_Face.png", f"{stem}.mtl",
+            *(f"{stem}{extra}" for extra in extra_formats)]
+
+
+def _keep_input(photo: str | Path | None, folder: Path, files: dict[str, bytes]) -> None:
+    """:class:`ExportError` when one of the outputs would overwrite the photo (``head_preview.png`` as input
+    and ``-o head.glb`` writes its preview there)."""
+    if photo is None:
+        return
+    source = Path(photo).resolve()
+    for name in files:
+        if (folder / name).resolve() == source:
+            raise ExportError(f"{folder / name} would overwrite the input photo {photo}; choose another -o name")

@@ -49,3 +49,16 @@ def test_a_deeply_nested_glb_target_is_one_line(tmp_path, shared_dir):
                                  str(target), "-o", str(tmp_path / "out.glb")])
     _one_line_error(result, "deep.glb")
     assert not (tmp_path / "out.glb").exists()
+
+
+def test_an_output_never_overwrites_the_input_photo(tmp_path):
+    """Issue #18: ``reconstruct head_preview.png -o head.glb`` wrote its preview over the input."""
+    from PIL import Image
+    from skimage import data
+
+    photo = tmp_path / "head_preview.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    before = photo.read_bytes()
+    result = runner.invoke(app, ["reconstruct", str(photo), "-o", str(tmp_path / "head.glb")])
+    _one_line_error(result, "would overwrite the input photo")
+    assert photo.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["head_preview.png"]

@@ -274,3 +274,18 @@ def test_default_vrm_mapping_is_a_fresh_copy():
     first["aa"]["jawOpen"] = 5.0
     assert default_vrm_mapping()["aa"] == {"jawOpen": 1.0}
     assert all(name in ARKIT_52 for weights in first.values() for name in weights)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda d: d["extensions"]["VRMC_vrm"]["expressions"]["preset"]["aa"]["morphTargetBinds"][0].update(
+        weight=float("inf")), "weight inf"),
+    (lambda d: d["extensions"]["VRMC_vrm"].update(expressions="happy"), "unreadable VRM expressions"),
+    (lambda d: d["extensions"]["VRMC_vrm"]["expressions"]["preset"]["aa"]["morphTargetBinds"][0].update(
+        index="zero"), "unreadable VRM expressions"),
+])
+def test_broken_vrm_expressions_are_refused_not_nan(change, fragment):
+    """Issue #18: an Infinity bind weight gave NaN morph weights; a string where a table belongs, a traceback."""
+    document = _vrm1()
+    change(document)
+    with pytest.raises(ValueError, match=fragment):
+        _quiet(VrmRig.from_document, document, "avatar.vrm")
