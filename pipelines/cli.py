@@ -140,8 +140,8 @@ def track(
     from facecast.pipelines.commands.track import track as run
     from facecast.recon.fit.tracking import TrackConfig
 
-    if smooth < 0:
-        raise UserError("--smooth must be >= 0")
+    if not 0 <= smooth <= 100:  # also refuses inf and nan
+        raise UserError(f"--smooth must be a finite number in [0, 100], got {smooth}")
     if max_frames is not None and max_frames < 1:
         raise UserError("--max-frames must be >= 1")
     try:

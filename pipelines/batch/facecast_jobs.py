@@ -7,6 +7,7 @@ job writes into the temporary folder the batch layer gives it (see
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ class TrackOptions:
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
+        if not (math.isfinite(self.smooth) and 0 <= self.smooth <= 100):
+            raise ValueError(f"smooth must be a finite number in [0, 100], got {self.smooth}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class ReconstructOptions:
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
+        if self.face_index < 0:
+            raise ValueError(f"face_index must be >= 0 (0 is the largest face), got {self.face_index}")
 
 
 def _check_mode(mode: str) -> None:

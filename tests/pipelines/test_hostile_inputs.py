@@ -62,3 +62,25 @@ def test_an_output_never_overwrites_the_input_photo(tmp_path):
     result = runner.invoke(app, ["reconstruct", str(photo), "-o", str(tmp_path / "head.glb")])
     _one_line_error(result, "would overwrite the input photo")
     assert photo.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["head_preview.png"]
+
+
+@pytest.mark.parametrize("job, option, fragment", [
+    ("reconstruct", "face_index=-1", "face_index must be >= 0"),
+    ("track", "max_frames=-5", "max_frames must be >= 1"),
+    ("track", "smooth=inf", "smooth must be a finite number"),
+])
+def test_batch_options_are_checked_before_any_work(tmp_path, job, option, fragment):
+    """Issue #18: face_index=-1 quietly took the smallest face, max_frames=-5 blamed a good video."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.jpg").write_bytes(b"not looked at")
+    result = runner.invoke(app, ["batch", str(inputs / "*"), "-o", str(tmp_path / "out"), "--job", job,
+                                 "-O", option])
+    _one_line_error(result, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_track_smooth_inf_is_refused_at_once(tmp_path, shared_dir):
+    result = runner.invoke(app, ["track", str(shared_dir / "media/videos/talk1.mp4"), "-o", str(tmp_path / "t"),
+                                 "--smooth", "inf"])
+    _one_line_error(result, "--smooth must be a finite number in [0, 100], got inf")
