@@ -15,6 +15,7 @@ that ``facecast --help`` stays fast.
 from __future__ import annotations
 
 import secrets
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -376,10 +377,9 @@ def avatar(
 
 def _register_commands() -> None:
     from facecast.pipelines.batch.runner import batch_command
-
-    app.command("batch")(user_errors(batch_command))
     from facecast.pipelines.live.command import live_command
 
+    app.command("batch")(user_errors(batch_command))
     app.command("live")(user_errors(live_command))
 
 
@@ -391,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     from facecast.pipelines.allocator import limit_malloc_arenas
 
     limit_malloc_arenas()
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))  # `kill` cleans up as Ctrl-C does
     try:
         app(args=argv, prog_name="facecast")
     except Exception as exc:

@@ -194,11 +194,12 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
         outdir, created = prepare_outdir(outdir)
         model = model or MorphableModel.load(assets)
         fit = VideoFit.build(model, config)
-        make_folder(outdir)
-        outputs = TrackOutputs(outdir, model, config, info.fps, clock)
     frames = info.n_frames if config.max_frames is None else min(config.max_frames, info.n_frames or config.max_frames)
     progress, total = _progress(frames, show_progress)
+    outputs = None
     try:
+        make_folder(outdir)
+        outputs = TrackOutputs(outdir, model, config, info.fps, clock)
         with progress, threads(_torch_threads(config)):
             task = progress.add_task("track", total=total, fps=0.0)
             pending: list = []
@@ -218,8 +219,9 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
                        "mesh_format": config.mesh_format, "units": "m, y up",
                        "packets_skipped_at_s": report.skipped}
             files = outputs.commit(summary)
-    except BaseException:
-        outputs.abort()
+    except BaseException:  # also SIGTERM (SystemExit) and Ctrl-C
+        if outputs is not None:
+            outputs.abort()
         remove_created(outdir, created)  # a failed run leaves no empty folder of its own behind
         raise
     warning = report.warning(video)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,13 +31,49 @@ from facecast.recon.model.morphable import MorphableModel
 from facecast.recon.photo import model_landmarks
 from facecast.render.preview import VideoWriter
 
+TEMP_PREFIX = ".facecast-track-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale(outdir: Path) -> list[Path]:
+    """Remove the temporary folders that killed runs (SIGKILL, power loss) left in ``outdir``: those whose
+    process (its id is in the name) is gone, and nameless old ones a day after they were last touched."""
+    removed = []
+    for folder in outdir.glob(f"{TEMP_PREFIX}*"):
+        owner = folder.name[len(TEMP_PREFIX):].split("-")[0]
+        if not folder.is_dir():
+            continue
+        stale = not _alive(int(owner)) if owner.isdigit() else time.time() - folder.stat().st_mtime > 86400
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
 
 class TrackOutputs:
     """Streams results into a temporary folder inside ``outdir``; :meth:`commit` publishes them."""
 
     def __init__(self, outdir: Path, model: MorphableModel, config: TrackJobConfig, fps: float, clock: StageClock):
         self.outdir, self.config, self.model, self.fps, self.clock = outdir, config, model, fps, clock
-        self.tmp = Path(tempfile.mkdtemp(prefix=".facecast-track-", dir=outdir))
+        remove_stale(outdir)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=outdir))
+        try:
+            self._open(outdir, model, config, fps, clock)
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+
+    def _open(self, outdir: Path, model: MorphableModel, config: TrackJobConfig, fps: float,
+              clock: StageClock) -> None:
         self.avatar = build_avatar(model, np.zeros(100), config.regions)
         self.mesh = model.subset(self.avatar.source_vertex_ids)  # only the exported vertices
         self.pc2 = Pc2Writer(self.tmp / "mesh.pc2", self.mesh.n_vertices, sample_rate=1.0) \

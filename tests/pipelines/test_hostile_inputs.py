@@ -84,3 +84,45 @@ def test_track_smooth_inf_is_refused_at_once(tmp_path, shared_dir):
     result = runner.invoke(app, ["track", str(shared_dir / "media/videos/talk1.mp4"), "-o", str(tmp_path / "t"),
                                  "--smooth", "inf"])
     _one_line_error(result, "--smooth must be a finite number in [0, 100], got inf")
+
+
+def _start_track(video, outdir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).parent / "facecast"), "track", str(video), "-o", str(outdir), "--mode", "fast"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_temp(outdir, process, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if list(outdir.glob(".facecast-track-*")):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_killed_runs_leave_nothing_the_next_run_does_not_clean(tmp_path, shared_dir):
+    """Issue #18: SIGTERM and SIGKILL left .facecast-track-* folders that later runs never removed."""
+    import signal
+
+    video, outdir = shared_dir / "media/videos/talk1.mp4", tmp_path / "take"
+    outdir.mkdir()
+    process = _start_track(video, outdir)
+    assert _wait_for_temp(outdir, process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err[-2000:]
+    assert list(outdir.iterdir()) == []  # SIGTERM cleans up like Ctrl-C
+    process = _start_track(video, outdir)
+    assert _wait_for_temp(outdir, process)
+    process.kill()  # SIGKILL: nothing can clean up...
+    process.communicate(timeout=60)
+    assert list(outdir.glob(".facecast-track-*"))
+    result = runner.invoke(app, ["track", str(video), "-o", str(outdir), "--mode", "fast", "--max-frames", "4"])
+    assert result.exit_code == 0, result.output
+    assert not list(outdir.glob(".facecast-track-*"))  # ...so the next run does
