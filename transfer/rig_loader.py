@@ -15,7 +15,8 @@ def load_rig(path: str | Path, head_node: str | int | None = None,
 
     GLB / glTF JSON with a ``VRM`` or ``VRMC_vrm`` extension -> ``VrmRig`` (``vrm_mapping``:
     optional override file); other GLB / glTF -> ``GltfRig``; JSON coefficient
-    records -> :class:`IctRig`. ``ValueError`` naming the file otherwise.
+    records -> :class:`IctRig`. ``ValueError`` naming the file otherwise, also for a glTF whose JSON holds
+    values of the wrong type or out of range.
     """
     path = Path(path)
     try:
@@ -27,9 +28,12 @@ def load_rig(path: str | Path, head_node: str | int | None = None,
         if not (isinstance(parsed, dict) and "asset" in parsed):
             return identity_rig(parsed, str(path))
     document = read_document(data, str(path))
-    extensions = document.get("extensions") or {}
-    if "VRM" in extensions or "VRMC_vrm" in extensions:
-        return VrmRig.from_document(document, str(path), vrm_mapping)
-    if vrm_mapping is not None:
-        raise ValueError(f"{path} is not a VRM file; a VRM mapping does not apply to it")
-    return GltfRig.from_document(document, str(path), head_node)
+    try:
+        extensions = document.get("extensions") or {}
+        if "VRM" in extensions or "VRMC_vrm" in extensions:
+            return VrmRig.from_document(document, str(path), vrm_mapping)
+        if vrm_mapping is not None:
+            raise ValueError(f"{path} is not a VRM file; a VRM mapping does not apply to it")
+        return GltfRig.from_document(document, str(path), head_node)
+    except (TypeError, KeyError, IndexError, AttributeError) as exc:  # a value of the wrong type or range
+        raise ValueError(f"{path}: malformed glTF ({type(exc).__name__}: {exc})") from None

@@ -116,7 +116,21 @@ def load_target(path: Path, model: MorphableModel, head_node: str | None = None)
             original = write_glb(pack_gltf(read_document(original, str(path)), path.parent, str(path)))
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    _check_animatable(rig, original, path)
     return Target(rig, None, original)
+
+
+def _check_animatable(rig, original: bytes, path: Path) -> None:
+    """A two-frame animation written into the target now (milliseconds), so that a file that cannot take one
+    fails before the driver is tracked, not after."""
+    from facecast.pipelines.export.gltf_animation import animate_glb
+
+    try:
+        trial = retarget(np.zeros((2, 53)), np.zeros((2, 3)), None, 30.0, rig,
+                         RetargetConfig(neutral="none", smoothing="none"))
+        animate_glb(original, trial)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise UserError(f"{path}: cannot take an animation ({type(exc).__name__}: {exc})") from None
 
 
 def _dressed(mesh: AvatarMesh, path: Path) -> AvatarMesh:
