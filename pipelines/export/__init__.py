@@ -29,6 +29,9 @@ from .layout import MeshOptions
 from .obj import export_mtl, export_obj, texture_file_name
 from .ply import export_ply
 
+#: the longest file name (bytes) Linux and macOS file systems take
+NAME_MAX = 255
+
 
 class ExportError(RuntimeError):
     """A mesh cannot be exported to the requested path; the message says why."""
@@ -79,6 +82,10 @@ def check_output(path: str | Path) -> Path:
     path = Path(path)
     export_format(path)
     folder = path.parent
+    longest = max((part for part in path.parts), key=lambda part: len(part.encode()), default="")
+    if len(longest.encode()) > NAME_MAX - len(".facecast-tmp-XXXXXXXX"):  # our temporary names add to it
+        raise ExportError(f"cannot write {str(path)[:80]}...: the name {longest[:40]}... is "
+                          f"{len(longest.encode())} bytes long; file systems take {NAME_MAX}, use a shorter one")
     if path.is_dir():
         raise ExportError(f"cannot write {path}: it is a folder; give a file name such as {path / 'head.glb'}")
     ancestor = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))

@@ -28,6 +28,7 @@ eye_blend, eye_occlusion), ``mouth`` (gums_tongue, teeth), ``all``.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,10 +150,19 @@ def triangulate(polygons: np.ndarray) -> np.ndarray:
 
 def load_ict_data(path: str | Path | None = None) -> ICTData:
     """Load the model via the asset registry (see :func:`facecast.weights.registry.resolve_ict_model`)."""
-    from facecast.weights.registry import resolve_ict_model
+    from facecast.weights.registry import AssetError, resolve_ict_model
 
-    npz = np.load(resolve_ict_model(path), allow_pickle=False)
-    indices = json.loads(str(npz["vertex_indices_json"]))
+    source = resolve_ict_model(path)
+    try:
+        npz = np.load(source, allow_pickle=False)
+        indices = json.loads(str(npz["vertex_indices_json"]))
+        return _ict_data(npz, indices)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        raise AssetError(f"the ICT model {source} is damaged ({type(exc).__name__}: {str(exc)[:120]}); delete it "
+                         "to download it again, or point --assets / $FACECAST_ASSETS at a good copy") from None
+
+
+def _ict_data(npz, indices: dict) -> ICTData:
     return ICTData(
         neutral=npz["neutral"], identity_modes=npz["identity_modes"],
         expression_modes=npz["expression_modes"],

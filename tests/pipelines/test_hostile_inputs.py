@@ -126,3 +126,17 @@ def test_killed_runs_leave_nothing_the_next_run_does_not_clean(tmp_path, shared_
     result = runner.invoke(app, ["track", str(video), "-o", str(outdir), "--mode", "fast", "--max-frames", "4"])
     assert result.exit_code == 0, result.output
     assert not list(outdir.glob(".facecast-track-*"))  # ...so the next run does
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 broken", b"\x00" * 1000])
+def test_a_damaged_model_file_is_one_line(tmp_path, content):
+    """Issue #18: a zero-byte model .npz printed only 'Aborted.'."""
+    model = tmp_path / "ict_facekit_light.npz"
+    model.write_bytes(content)
+    result = runner.invoke(app, ["avatar", "-o", str(tmp_path / "x.glb"), "--assets", str(model)])
+    _one_line_error(result, "is damaged", "delete it")
+
+
+def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path):
+    result = runner.invoke(app, ["avatar", "-o", str(tmp_path / ("h" * 300 + ".glb"))])
+    _one_line_error(result, "bytes long; file systems take 255")
