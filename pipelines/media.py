@@ -136,13 +136,22 @@ class DecodeReport:
     Pass one to :func:`iter_frames` and read it afterwards; :meth:`warning` says it in one line."""
 
     skipped: list[float] = field(default_factory=list)
+    #: frames whose size differed from the first frame's, rescaled to it (a stream that changed resolution)
+    resized: int = 0
+    #: frames whose time did not increase (timestamps that restart or repeat), given the next frame's slot
+    retimed: int = 0
 
     def warning(self, path: str | Path) -> str | None:
-        if not self.skipped:
-            return None
-        shown = ", ".join(f"{t:.2f}" for t in self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else "")
-        return (f"{path}: {len(self.skipped)} undecodable packet{'s' if len(self.skipped) > 1 else ''} skipped "
-                f"(at {shown} s); the frames around them are tracked")
+        parts = []
+        if self.skipped:
+            shown = ", ".join(f"{t:.2f}" for t in self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else "")
+            parts.append(f"{len(self.skipped)} undecodable packet{'s' if len(self.skipped) > 1 else ''} skipped "
+                         f"(at {shown} s); the frames around them are tracked")
+        if self.resized:
+            parts.append(f"the frame size changed mid-stream: {self.resized} frames rescaled to the first one's")
+        if self.retimed:
+            parts.append(f"{self.retimed} frames' timestamps went back or repeated: placed one frame apart")
+        return f"{path}: " + "; ".join(parts) if parts else None
 
 
 #: consecutive undecodable packets after which a video counts as broken from there on
@@ -154,14 +163,16 @@ def iter_frames(path: str | Path, max_frames: int | None = None, report: DecodeR
     """Decode frames one at a time as RGB, upright (:func:`upright`).
 
     A packet that does not decode is skipped (its time goes to ``report``) and decoding goes on, as players
-    do; after :data:`MAX_BAD_RUN` bad packets in a row the rest counts as a broken tail. Raises
+    do; after :data:`MAX_BAD_RUN` bad packets in a row the rest counts as a broken tail. Frames of another
+    size than the first are rescaled to it (counted in ``report.resized``); times always increase (a time
+    that goes back or repeats becomes the last one plus a frame, counted in ``report.retimed``). Raises
     :class:`MediaError` on a video with no decodable frame.
     """
     import av
 
     path = Path(path)
     container = _open(path)
-    count, bad_run = 0, 0
+    count, bad_run, first, last_time = 0, 0, None, None
     report = report if report is not None else DecodeReport()
     with container:
         stream = container.streams.video[0]
@@ -186,7 +197,19 @@ def iter_frames(path: str | Path, max_frames: int | None = None, report: DecodeR
                     if max_frames is not None and count >= max_frames:
                         return
                     time = float(frame.time) if frame.time is not None else count / rate
-                    yield Frame(count, time, upright(frame))
+                    if last_time is not None and not time > last_time:  # timestamps that restart or repeat
+                        time = last_time + 1.0 / rate
+                        report.retimed += 1
+                    last_time = time
+                    rgb = upright(frame)
+                    if first is None:
+                        first = rgb.shape
+                    elif rgb.shape != first:  # one size for the whole clip (the tracker follows one face)
+                        import cv2
+
+                        rgb = cv2.resize(rgb, (first[1], first[0]), interpolation=cv2.INTER_AREA)
+                        report.resized += 1
+                    yield Frame(count, time, rgb)
                     count += 1
         except av.error.FFmpegError as exc:  # the container itself breaks off: keep what decoded
             if count == 0:

@@ -83,3 +83,28 @@ def test_a_corrupt_packet_is_skipped_and_reported_not_the_end(upright, tmp_path)
     assert result.exit_code == 0, result.output
     assert "1 undecodable packet skipped" in result.stderr
     assert len((tmp_path / "take" / "coeffs.csv").read_text().splitlines()) - 1 == len(frames)
+
+
+def test_a_stream_that_changes_its_frame_size_is_rescaled_and_said(upright, tmp_path):
+    """Issue #18: a video whose frame size changes mid-stream gave a traceback."""
+    import cv2
+
+    parts = []
+    for k, size in enumerate(((240, 320), (360, 480))):  # (w, h): then the camera switched resolution
+        path = tmp_path / f"part{k}.ts"
+        with av.open(str(path), "w", format="mpegts") as container:
+            stream = container.add_stream("libx264", rate=24)
+            stream.width, stream.height = size
+            stream.pix_fmt = "yuv420p"
+            for image in upright[k * 12:(k + 1) * 12]:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(cv2.resize(image, size)), format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        parts.append(path.read_bytes())
+    clip = tmp_path / "switch.ts"
+    clip.write_bytes(b"".join(parts))
+    result = CliRunner().invoke(app, ["track", str(clip), "-o", str(tmp_path / "take"), "--mode", "fast"])
+    assert result.exit_code == 0, result.output
+    assert "the frame size changed mid-stream: 12 frames rescaled" in result.stderr
+    assert "timestamps went back or repeated" in result.stderr  # the second part restarts at 0
+    assert len((tmp_path / "take" / "coeffs.csv").read_text().splitlines()) - 1 == 24
