@@ -136,7 +136,9 @@ class PhotoReconstructor:
     def detect_faces(self, image: np.ndarray, name: str = "image", face_index: int | None = 0) -> list[DetectedFace]:
         """Face ``face_index`` of ``image`` (0 = the largest) as a list of one, or all faces, largest
         first (``None``); :class:`NoFaceError` if none."""
-        return select_faces(self.detector.detect(image), face_index, source=name)
+        # every face of a group photo (face_index None) needs the tiled pass for the small ones too
+        return select_faces(self.detector.detect(image, tiles=True if face_index is None else None), face_index,
+                            source=name)
 
     def fit(self, faces: list[DetectedFace], sizes: list[tuple[int, int]],
             images: list[np.ndarray] | None = None) -> list[PhotoResult]:

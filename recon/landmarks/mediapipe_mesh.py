@@ -21,7 +21,7 @@ from facecast.recon.landmarks.native_logs import quiet_native_logs
 class MediaPipeConfig:
     """Settings of :class:`MediaPipeDetector`.
 
-    max_num_faces: most faces returned per image/frame. Keep it above 1 for
+    max_num_faces: most faces returned per image/frame (32: a group photo's every face). Keep it above 1 for
     "largest face" selection to mean anything (with 1, MediaPipe returns the face
     its detector scores highest); in ``track`` MediaPipe runs its detector on
     every frame while fewer faces than this are being followed (~2 ms a frame).
@@ -32,7 +32,7 @@ class MediaPipeConfig:
     detection score to each face (~5 ms); otherwise scores are ``nan``.
     """
 
-    max_num_faces: int = 4
+    max_num_faces: int = 32
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     score_faces: bool = True
@@ -55,6 +55,25 @@ def _mediapipe_faces(result, width: int, height: int) -> list[DetectedFace]:
         box = np.concatenate([points.min(axis=0), points.max(axis=0)])
         faces.append(DetectedFace(box=box, score=math.nan, points=points, scheme="mediapipe478"))
     return faces
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over the smaller box's area of two ``(4,)`` boxes (x0, y0, x1, y1)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(w * h / max(smaller, 1e-9))
+
+
+def _merge(faces: list[DetectedFace], more: list[DetectedFace]) -> list[DetectedFace]:
+    """``faces`` and those of ``more`` that overlap none of them by more than a third (the same face)."""
+    out = list(faces)
+    for face in more:
+        if all(_overlap(face.box, kept.box) < 1 / 3 for kept in out):
+            out.append(face)
+    return out
 
 
 def _attach_scores(faces: list[DetectedFace], detections, width: int, height: int) -> list[DetectedFace]:
@@ -148,18 +167,47 @@ class MediaPipeDetector:
                                   min_detection_confidence=cfg.min_detection_confidence,
                                   min_tracking_confidence=cfg.min_tracking_confidence)
 
+    def _tiled(self, image: np.ndarray) -> list[DetectedFace]:
+        """Faces found in overlapping tiles of a half and of a quarter of the image's size (stride half a
+        tile; tiles under 128 px are skipped), in the image's pixels."""
+        height, width = image.shape[:2]
+        found: list[DetectedFace] = []
+        for level in (2, 4):
+            tile_h, tile_w = height // level, width // level
+            if min(tile_h, tile_w) < 128:
+                break
+            steps = 2 * level - 1
+            for top in np.linspace(0, height - tile_h, steps).astype(int):
+                for left in np.linspace(0, width - tile_w, steps).astype(int):
+                    tile = np.ascontiguousarray(image[top:top + tile_h, left:left + tile_w])
+                    self._mesh, result = run_graph(self._mesh, lambda: self._open_mesh(static=True), tile)
+                    for face in _mediapipe_faces(result, tile_w, tile_h):
+                        points = face.points + (left, top)
+                        box = np.concatenate([points.min(axis=0), points.max(axis=0)])
+                        found = _merge(found, [DetectedFace(box=box, score=face.score, points=points,
+                                                            scheme=face.scheme)])
+        return found
+
     def _open_blazeface(self):
         from mediapipe.python.solutions import face_detection
 
         return face_detection.FaceDetection(
             model_selection=0, min_detection_confidence=self.config.min_detection_confidence)
 
-    def detect(self, image: np.ndarray) -> list[DetectedFace]:
-        """``(H, W, 3)`` uint8 RGB -> faces (478 points each), largest first; ``[]`` if none."""
+    def detect(self, image: np.ndarray, tiles: bool | None = None) -> list[DetectedFace]:
+        """``(H, W, 3)`` uint8 RGB -> faces (478 points each), largest first; ``[]`` if none.
+
+        MediaPipe's face detector looks at the image shrunk to 128 px and misses faces narrower than
+        about a tenth of it; ``tiles`` adds passes over overlapping tiles of a half and a quarter of the
+        image (each face found there kept unless it overlaps one found already; ~60 more graph runs).
+        ``None``: only when the whole image gave no face (``True`` for group photos: every face).
+        """
         image = check_image(image)
         height, width = image.shape[:2]
         self._mesh, result = run_graph(self._mesh, lambda: self._open_mesh(static=True), image)
         faces = _mediapipe_faces(result, width, height)
+        if tiles or (tiles is None and not faces):
+            faces = _merge(faces, self._tiled(image))
         if faces and self.config.score_faces:
             self._blazeface, scored = run_graph(self._blazeface, self._open_blazeface, image)
             faces = _attach_scores(faces, scored.detections, width, height)
