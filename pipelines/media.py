@@ -18,16 +18,21 @@ import numpy as np
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"})
 
-#: Images above this many pixels are refused (decompression-bomb guard); 12000x12000 passes.
+#: Images above this many pixels are refused before decoding (decompression-bomb guard); 12000x12000 passes.
 MAX_PIXELS = 250_000_000
+#: photos are decoded at most this many pixels on their longer side (JPEGs at a reduced scale straight from
+#: the file, others shrunk once read): a face needs far less, and a 50 MP photo then costs ~50 MB, not GB
+WORKING_SIDE = 4096
 
 
 class MediaError(ValueError):
     """A photo or video cannot be read; the message names the file and the reason."""
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a photo as RGB ``(H, W, 3)`` uint8, EXIF-rotated, any bit depth or colour model."""
+def read_image(path: str | Path, working_side: int = WORKING_SIDE) -> np.ndarray:
+    """Read a photo as RGB ``(H, W, 3)`` uint8, EXIF-rotated, any bit depth or colour model, at most
+    ``working_side`` pixels on its longer side (:data:`WORKING_SIDE`); more than :data:`MAX_PIXELS` pixels
+    is refused before anything is decoded."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
@@ -36,9 +41,20 @@ def read_image(path: str | Path) -> np.ndarray:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise MediaError(f"{path}: {width} x {height} pixels is more than the {MAX_PIXELS // 10**6} MP "
+                                 "a photo may have (a decompression bomb, or shrink it first)")
+            scale = working_side / max(width, height)
+            if scale < 1 and img.format == "JPEG":
+                img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))  # decode smaller
             img = ImageOps.exif_transpose(img)
             img.load()
+            if max(img.size) > working_side:
+                img.thumbnail((working_side, working_side), Image.Resampling.LANCZOS)
             return _to_rgb8(img)
+    except MediaError:
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise MediaError(f"{path}: not a readable image ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:

@@ -140,3 +140,23 @@ def test_a_damaged_model_file_is_one_line(tmp_path, content):
 def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path):
     result = runner.invoke(app, ["avatar", "-o", str(tmp_path / ("h" * 300 + ".glb"))])
     _one_line_error(result, "bytes long; file systems take 255")
+
+
+def test_image_bombs_are_refused_and_big_photos_decoded_small(tmp_path):
+    """Issue #18: a 484 MP grayscale JPEG (a few MB on disk) took 12 GB; a 50 MP photo 6.8 GB."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    bomb = tmp_path / "bomb.jpg"
+    Image.new("L", (22000, 22000), 128).save(bomb, quality=50)
+    result = runner.invoke(app, ["reconstruct", str(bomb), "-o", str(tmp_path / "b.glb")])
+    _one_line_error(result, "22000 x 22000 pixels is more than the 250 MP")
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (8660, 5800), (120, 100, 90)).save(big, quality=80)
+    code = ("import resource, sys; from facecast.pipelines.media import read_image; a = read_image(sys.argv[1]); "
+            "print(a.shape[0], a.shape[1], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, check=True).stdout
+    height, width, peak_mb = map(int, out.split())
+    assert max(height, width) == 4096 and peak_mb < 600, out  # decoded at a quarter scale, then shrunk
