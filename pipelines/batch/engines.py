@@ -244,7 +244,30 @@ def run_ray(tasks: Sequence[Task], workers: int, address: str | None, max_retrie
             ray.shutdown()
 
 
+#: seconds to wait for a Ray cluster's port to answer before saying it cannot be reached
+RAY_CONNECT_TIMEOUT = 5.0
+
+
+def _reachable(address: str) -> None:
+    """:class:`BatchUsageError` at once when ``address`` (``HOST:PORT``, or ``ray://HOST:PORT``) takes no TCP
+    connection within :data:`RAY_CONNECT_TIMEOUT` (``ray.init`` would retry for minutes)."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not port.isdigit() or not host:
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        with socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        raise BatchUsageError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (is it running? "
+                              "`ray start --head` prints the address)") from None
+
+
 def _start_ray(ray, address: str | None, workers: int) -> None:
+    if address:
+        _reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)

@@ -160,3 +160,23 @@ def test_image_bombs_are_refused_and_big_photos_decoded_small(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, check=True).stdout
     height, width, peak_mb = map(int, out.split())
     assert max(height, width) == 4096 and peak_mb < 600, out  # decoded at a quarter scale, then shrunk
+
+
+def test_a_ray_address_nobody_answers_on_fails_fast(tmp_path):
+    """Issue #18: --ray-address at a closed port hung for more than 5 minutes."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    photos = tmp_path / "in"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"x")
+    start = time.perf_counter()
+    result = runner.invoke(app, ["batch", str(photos / "*"), "-o", str(tmp_path / "out"), "--job", "probe",
+                                 "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in errors[0]
+    assert time.perf_counter() - start < 10
