@@ -20,6 +20,7 @@ camera frame but re-centred so that the head of frame 0 sits at the origin (``po
 
 from __future__ import annotations
 
+import errno
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ import torch
 from facecast.pipelines.background import prefetched
 from facecast.pipelines.commands.track_config import TrackJobConfig, TrackSummary
 from facecast.pipelines.commands.track_outputs import TrackOutputs, prepare_outdir, remove_created
-from facecast.pipelines.export import make_folder
+from facecast.pipelines.export import ExportError, make_folder
 from facecast.pipelines.media import DecodeReport, Frame, iter_frames, probe_video
 from facecast.pipelines.progress import StageClock
 from facecast.recon.fit.landmark_fit import threads
@@ -219,10 +220,13 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
                        "mesh_format": config.mesh_format, "units": "m, y up",
                        "packets_skipped_at_s": report.skipped}
             files = outputs.commit(summary)
-    except BaseException:  # also SIGTERM (SystemExit) and Ctrl-C
+    except BaseException as exc:  # also SIGTERM (SystemExit) and Ctrl-C
         if outputs is not None:
             outputs.abort()
         remove_created(outdir, created)  # a failed run leaves no empty folder of its own behind
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ExportError(f"no space left on the disk of {outdir} ({exc.strerror}); the partial take was "
+                              "removed: free some space, or write elsewhere with -o") from None
         raise
     warning = report.warning(video)
     return TrackSummary(len(outputs.rows), info.fps, fit.tracker.gaps, files, time.perf_counter() - start,

@@ -104,7 +104,10 @@ def read_pc2(data: bytes) -> Pc2Cache:
 
 def _discard(handle, temp_path: str | None) -> None:
     """Close ``handle`` and remove its named temp file (finaliser and abort path)."""
-    handle.close()
+    try:
+        handle.close()
+    except OSError:  # a full disk cannot take what is still buffered: it is being thrown away anyway
+        pass
     if temp_path is not None and os.path.exists(temp_path):
         os.unlink(temp_path)
 
