@@ -61,6 +61,19 @@ def read_image(path: str | Path, working_side: int = WORKING_SIDE) -> np.ndarray
         raise MediaError(f"{path}: corrupt or truncated image ({exc})") from exc
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of a photo as shown (EXIF orientation applied), from its header: nothing decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"{path}: not a readable image ({exc})") from exc
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def _to_rgb8(img) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         data = np.asarray(img).astype(np.float64)

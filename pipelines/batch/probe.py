@@ -73,10 +73,10 @@ def run_probe(input_path: Path, output_dir: Path, options: ProbeOptions, model: 
 
 
 def _probe_image(path: Path) -> tuple[dict, np.ndarray]:
-    from facecast.pipelines.media import read_image
+    from facecast.pipelines.media import image_size, read_image
 
-    rgb = read_image(path)
-    height, width = rgb.shape[:2]
+    rgb = read_image(path)  # at most WORKING_SIDE px: enough for a thumbnail
+    width, height = image_size(path)  # the photo's own size
     return {"kind": "image", "width": width, "height": height, "frames": 1}, rgb
 
 
