@@ -16,7 +16,7 @@ import torch
 
 from facecast.pipelines.background import Consumer
 from facecast.pipelines.commands.track_config import TrackJobConfig
-from facecast.pipelines.export import check_output
+from facecast.pipelines.export import ExportError, check_output
 from facecast.pipelines.export.avatar import build_avatar
 from facecast.pipelines.export.coefficients import CoefficientTrack, export_coefficients_csv, export_coefficients_jsonl
 from facecast.pipelines.export.layout import MeshOptions
@@ -32,6 +32,8 @@ from facecast.recon.photo import model_landmarks
 from facecast.render.preview import VideoWriter
 
 TEMP_PREFIX = ".facecast-track-"
+#: the files a take may hold (``meshes/`` is the folder of the OBJ-sequence format)
+OUTPUT_FILES = ("mesh.obj", "mesh.pc2", "coeffs.csv", "coeffs.jsonl", "track.json", "preview.mp4")
 
 
 def _alive(pid: int) -> bool:
@@ -167,8 +169,15 @@ class TrackOutputs:
         return self._publish()
 
     def _publish(self) -> list[Path]:
+        items = sorted(self.tmp.iterdir())
+        for item in items:  # every name checked before any is moved: all files appear, or none
+            final = self.outdir / item.name
+            if final.exists() and final.is_dir() != item.is_dir():
+                kind = "a folder" if final.is_dir() else "a file"
+                raise ExportError(f"cannot write {final}: {kind} of that name is in the way; move it or use "
+                                  "another -o folder (nothing was written)")
         written = []
-        for item in sorted(self.tmp.iterdir()):
+        for item in items:
             final = self.outdir / item.name
             if final.is_dir() and item.is_dir():
                 shutil.rmtree(final)
@@ -196,6 +205,10 @@ def prepare_outdir(outdir: str | Path) -> tuple[Path, Path | None]:
     start and removes them again if it fails."""
     outdir = Path(outdir)
     check_output(outdir / "mesh.obj")
+    for name in OUTPUT_FILES:  # found before the work, not after it
+        if (outdir / name).is_dir():
+            raise ExportError(f"cannot write {outdir / name}: a folder of that name is in the way; move it or "
+                              "use another -o folder")
     return outdir, next((p for p in reversed((outdir, *outdir.parents)) if not p.exists()), None)
 
 

@@ -207,3 +207,13 @@ def test_a_full_disk_during_track_is_one_line_and_leaves_nothing(tmp_path, share
                                  "--mode", "fast", "--max-frames", "40"])
     _one_line_error(result, "no space left on the disk", "the partial take was removed")
     assert not outdir.exists()  # not even the folder the run made
+
+
+def test_a_folder_in_the_way_of_an_output_is_found_before_the_work(tmp_path, shared_dir):
+    """Issue #18: a folder named track.json in the output folder: 5 of 6 files published, then a traceback."""
+    outdir = tmp_path / "take"
+    (outdir / "track.json").mkdir(parents=True)
+    result = runner.invoke(app, ["track", str(shared_dir / "media/videos/talk1.mp4"), "-o", str(outdir),
+                                 "--mode", "fast", "--max-frames", "4"])
+    _one_line_error(result, "track.json: a folder of that name is in the way")
+    assert sorted(p.name for p in outdir.iterdir()) == ["track.json"]  # nothing published, nothing left
