@@ -64,7 +64,10 @@ def expand_inputs(patterns: Sequence[str | os.PathLike], output_dir: str | os.Pa
         shown = ", ".join(repr(str(p)) for p in patterns) or "nothing"
         raise BatchUsageError(f"no input files matched {shown}")
     pairs = sorted(found.values(), key=lambda pair: str(pair[0]))
-    keys = assign_keys([(path, PurePosixPath(*path.relative_to(root).parts)) for path, root in pairs])
+    # a pattern that climbs out of its root (``*/../..``) names its files by their own names: a key never
+    # holds "..", so no output lands outside the batch folder
+    keys = assign_keys([(path, PurePosixPath(*path.relative_to(root).parts) if path.is_relative_to(root)
+                         else PurePosixPath(path.name)) for path, root in pairs])
     found_inputs = [BatchInput(path, key) for (path, _), key in zip(pairs, keys, strict=True)]
     return sorted(found_inputs, key=lambda item: item.key)
 

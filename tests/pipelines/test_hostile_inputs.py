@@ -217,3 +217,19 @@ def test_a_folder_in_the_way_of_an_output_is_found_before_the_work(tmp_path, sha
                                  "--mode", "fast", "--max-frames", "4"])
     _one_line_error(result, "track.json: a folder of that name is in the way")
     assert sorted(p.name for p in outdir.iterdir()) == ["track.json"]  # nothing published, nothing left
+
+
+def test_a_batch_glob_that_climbs_out_of_its_folder_works(tmp_path):
+    """Issue #18: a glob such as ``*/../..`` gave a traceback (its files are not under the pattern's root)."""
+    from PIL import Image
+
+    from facecast.pipelines.batch.inputs import expand_inputs
+
+    (tmp_path / "shoot" / "photos" / "day1").mkdir(parents=True)
+    Image.new("RGB", (32, 32), (100, 90, 80)).save(tmp_path / "shoot" / "top.png")
+    pattern = str(tmp_path / "shoot" / "photos" / "*" / ".." / "..")  # = shoot/, above the glob's folder
+    inputs = expand_inputs([pattern], tmp_path / "out")
+    assert [i.path.name for i in inputs] == ["top.png"] and all(".." not in i.key for i in inputs)
+    result = runner.invoke(app, ["batch", pattern, "-o", str(tmp_path / "out"), "--job", "probe"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert len(list((tmp_path / "out").glob("*/probe.json"))) == 1
