@@ -14,7 +14,6 @@ that ``facecast --help`` stays fast.
 
 from __future__ import annotations
 
-import secrets
 import signal
 import sys
 from pathlib import Path
@@ -25,19 +24,14 @@ import typer
 from facecast.pipelines.cli_help import (
     ASSETS_HELP,
     FACE_HELP,
-    IDENTITY_HELP,
     MODE_HELP,
     NAMES_HELP,
-    OUTPUT_HELP,
     QUADS_HELP,
-    REGION_HELP,
-    SEED_HELP,
     TRACK_MODE_HELP,
     UNITS_HELP,
     mesh_options,
 )
 from facecast.pipelines.errors import USER_ERROR_EXIT, UserError, is_user_error, report_user_error, user_errors
-from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS
 
 app = typer.Typer(
     name="facecast", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -323,62 +317,12 @@ def crops(
     collect_crops(inputs, output, every, max_frames, log=typer.echo)
 
 
-@app.command()
-@user_errors
-def avatar(
-    output: Annotated[Path, typer.Option("-o", "--output", help=OUTPUT_HELP)],
-    identity: Annotated[str, typer.Option(help=IDENTITY_HELP)] = "random",
-    seed: Annotated[int | None, typer.Option(help=SEED_HELP)] = None,
-    regions: Annotated[str, typer.Option(help=REGION_HELP)] = ",".join(DEFAULT_AVATAR_REGIONS),
-    units: Annotated[str, typer.Option(help=UNITS_HELP)] = "m",
-    quads: Annotated[bool, typer.Option("--quads", help=QUADS_HELP)] = False,
-    names: Annotated[str, typer.Option(help=NAMES_HELP)] = "arkit",
-    assets: Annotated[Path | None, typer.Option(help=ASSETS_HELP)] = None,
-) -> None:
-    """Export a neutral head of one identity with its expression blendshapes.
-
-    .glb (glTF 2.0, metres, +y up): one mesh with a primitive and a material per ICT
-    material (skin, back of head, gums/tongue, teeth, sclera, iris, lashes), normals,
-    UVs, and the 52 ARKit expressions as morph targets (weights 0; names in extras.targetNames;
-    --names ict: ICT's 53), ready for Blender, Unity, three.js and other ARKit-driven tools.
-
-    .obj/.ply: metres (--units), +y up, triangles (--quads keeps quads), normals and UVs; OBJ adds
-    materials (.mtl), PLY a colour per vertex. Blendshapes are only in GLB.
-
-    Random identities draw each of the 100 shape weights from N(0, 0.8^2), clipped to +-2.
-    """
-    from facecast.pipelines.export import check_output, write_mesh
-    from facecast.pipelines.export.avatar import build_avatar, identity_from
-    from facecast.recon.model.topology import expand_regions
-
-    chosen = expand_regions([r for r in regions.split(",") if r.strip()])
-    check_output(output)
-    announce_seed = identity == "random" and seed is None
-    if announce_seed:
-        seed = secrets.randbelow(2**31)
-    elif identity != "random" and seed is not None:
-        raise UserError("--seed only applies to --identity random; drop it or use random")
-    weights = identity_from(identity, seed)
-
-    from facecast.recon.model.morphable import MorphableModel
-
-    model = MorphableModel.load(assets)
-    mesh = build_avatar(model, weights, chosen)
-    written = write_mesh(mesh, output, mesh_options(units, quads, names))
-    shapes = (f"{52 if names == 'arkit' else len(mesh.morph_names)} blendshapes as morph targets ({names} names)"
-              if output.suffix.lower() == ".glb"
-              else "no blendshapes (export .glb for them)")
-    faces = f"{mesh.n_polygons} polygons" if quads and output.suffix.lower() != ".glb" else \
-        f"{mesh.n_polygons + int(mesh.is_quad.sum())} triangles"
-    typer.echo(f"wrote {', '.join(str(p) for p in written)}: {mesh.n_vertices} vertices, {faces}, {shapes}")
-    if announce_seed:
-        typer.echo(f"identity: random, seed {seed} (pass --seed {seed} to repeat it)")
-
-
 def _register_commands() -> None:
+    from facecast.pipelines.avatar_command import avatar_command
     from facecast.pipelines.batch.runner import batch_command
     from facecast.pipelines.live.command import live_command
 
+    app.command("avatar")(user_errors(avatar_command))
     app.command("batch")(user_errors(batch_command))
     app.command("live")(user_errors(live_command))
 
