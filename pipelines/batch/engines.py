@@ -34,7 +34,7 @@ from pathlib import Path
 
 from facecast.pipelines.allocator import limit_malloc_arenas
 from facecast.pipelines.batch.jobs import BatchUsageError, Job, options_fingerprint
-from facecast.pipelines.batch.manifest import one_line
+from facecast.pipelines.batch.manifest import is_disk_full, one_line
 
 ENGINES = ("local", "ray")
 CRASH_ERROR = "WorkerCrashed"
@@ -65,6 +65,7 @@ class TaskOutcome:
     error_type: str | None = None
     error_message: str | None = None
     worker: str | None = None
+    disk_full: bool = False  # the job failed for want of disk space, not because of its input
 
 
 #: Engine callbacks: called in the batch process when a task is handed out / finished.
@@ -120,7 +121,8 @@ def execute(task: Task) -> TaskOutcome:
     except Exception as exc:  # a failing input must not stop the batch
         return TaskOutcome(task.key, False, seconds=time.perf_counter() - start,
                            error_type=type(exc).__name__,
-                           error_message=one_line(str(exc) or type(exc).__name__), worker=worker)
+                           error_message=one_line(str(exc) or type(exc).__name__), worker=worker,
+                           disk_full=is_disk_full(exc))
     return TaskOutcome(task.key, True, tuple(result.outputs), int(result.frames),
                        float(result.seconds), worker=worker)
 

@@ -14,11 +14,14 @@ and rerunning finds the finished inputs again (their sha256 is unchanged).
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from facecast.pipelines.batch.jobs import BatchUsageError
 
 STATUSES = ("pending", "running", "done", "failed", "skipped")
 
@@ -79,6 +82,24 @@ class ManifestRow:
     finished_at: str | None
 
 
+class DiskFullError(BatchUsageError):
+    """The disk of the batch output folder is full: the batch stops; finished inputs stay done."""
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True when ``exc`` or an exception it was raised from is "no space left" (ENOSPC, EDQUOT, SQLITE_FULL)."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, DiskFullError):
+            return True
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -88,10 +109,26 @@ class Manifest:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise BatchUsageError(f"cannot open the batch manifest {self.path}: {exc}") from exc
+        self._execute("PRAGMA journal_mode=WAL")
+        self._execute("PRAGMA synchronous=NORMAL")
+        self._execute(_SCHEMA)
+
+    def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        """One statement (its own transaction); SQLite errors become one-line user errors naming the file.
+
+        A failed write changes nothing (SQLite rolls the statement back), so the rows stay consistent.
+        """
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(f"no space left on the disk holding the batch manifest {self.path}") from exc
+            raise BatchUsageError(f"cannot use the batch manifest {self.path}: {exc} (a damaged or "
+                                  "foreign file? move it away to start a new batch)") from exc
 
     def __enter__(self) -> Manifest:
         return self
@@ -104,39 +141,44 @@ class Manifest:
 
     def get(self, key: str) -> ManifestRow | None:
         """The row of ``key``, or None when the input was never seen."""
-        cursor = self._db.execute("SELECT * FROM inputs WHERE key = ?", (key,))
+        cursor = self._execute("SELECT * FROM inputs WHERE key = ?", (key,))
         row = cursor.fetchone()
         return None if row is None else _to_row(cursor, row)
 
     def rows(self) -> list[ManifestRow]:
         """All rows, sorted by key."""
-        cursor = self._db.execute("SELECT * FROM inputs ORDER BY key")
+        cursor = self._execute("SELECT * FROM inputs ORDER BY key")
         return [_to_row(cursor, row) for row in cursor.fetchall()]
 
     def observe(self, key: str, path: str, facts: InputFacts, recipe: str) -> ManifestRow:
         """Record this run's view of an input; a new, changed or re-optioned input becomes pending."""
         old = self.get(key)
         if old is None or old.sha256 != facts.sha256 or old.recipe != recipe:
-            self._db.execute(
+            self._execute(
                 "INSERT OR REPLACE INTO inputs (key, path, size, mtime, sha256, recipe, status) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
                 (key, path, facts.size, facts.mtime, facts.sha256, recipe))
         else:
-            self._db.execute("UPDATE inputs SET path = ?, size = ?, mtime = ? WHERE key = ?",
+            self._execute("UPDATE inputs SET path = ?, size = ?, mtime = ? WHERE key = ?",
                              (path, facts.size, facts.mtime, key))
         return self.get(key)
 
     def mark_running(self, key: str) -> None:
         """The input was handed to a worker: one more attempt."""
-        self._db.execute(
+        self._execute(
             "UPDATE inputs SET status = 'running', attempts = attempts + 1, started_at = ?, "
             "finished_at = NULL, error_type = NULL, error_message = NULL WHERE key = ?",
             (_now(), key))
 
+    def mark_pending(self, key: str) -> None:
+        """Hand the input back: it was started but not finished (the batch stopped)."""
+        self._execute("UPDATE inputs SET status = 'pending', started_at = NULL WHERE key = ? AND status = 'running'",
+                      (key,))
+
     def mark_done(self, key: str, outputs: tuple[str, ...], frames: int, seconds: float,
                   worker: str) -> None:
         """The input's outputs are in place."""
-        self._db.execute(
+        self._execute(
             "UPDATE inputs SET status = 'done', outputs = ?, frames = ?, seconds = ?, worker = ?, "
             "finished_at = ?, error_type = NULL, error_message = NULL WHERE key = ?",
             (json.dumps(list(outputs)), frames, seconds, worker, _now(), key))
@@ -144,14 +186,14 @@ class Manifest:
     def mark_failed(self, key: str, error_type: str, message: str, seconds: float | None,
                     worker: str | None) -> None:
         """The input failed; ``message`` is kept to one line."""
-        self._db.execute(
+        self._execute(
             "UPDATE inputs SET status = 'failed', outputs = '[]', frames = 0, seconds = ?, "
             "worker = ?, finished_at = ?, error_type = ?, error_message = ? WHERE key = ?",
             (seconds, worker, _now(), error_type, one_line(message), key))
 
     def mark_skipped(self, key: str, path: str, recipe: str, reason: str) -> None:
         """The job does not take this kind of file."""
-        self._db.execute(
+        self._execute(
             "INSERT OR REPLACE INTO inputs (key, path, recipe, status, error_message, finished_at) "
             "VALUES (?, ?, ?, 'skipped', ?, ?)", (key, path, recipe, one_line(reason), _now()))
 

@@ -48,7 +48,7 @@ from facecast.pipelines.batch.engines import (
 )
 from facecast.pipelines.batch.inputs import BatchInput, expand_inputs, inspect_input
 from facecast.pipelines.batch.jobs import BatchUsageError, Job, make_options, options_fingerprint, parse_option_pairs
-from facecast.pipelines.batch.manifest import Manifest, ManifestRow, one_line
+from facecast.pipelines.batch.manifest import DiskFullError, Manifest, ManifestRow, is_disk_full, one_line
 from facecast.pipelines.batch.registry import DEFAULT_JOB, JOBS, resolve_job
 from facecast.pipelines.batch.report import BatchProgress, BatchSummary, InputReport, print_summary
 from facecast.pipelines.errors import USER_ERROR_EXIT, report_user_error
@@ -86,12 +86,15 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
     with outputs.exclusive(out), Manifest(out / outputs.MANIFEST_NAME) as manifest:
         outputs.clean_stale(out)
         state = _BatchState(out, manifest)
-        tasks = _plan(items, spec, options, state, retry_failed)
-        with BatchProgress(len(tasks), progress) as state.progress:
-            if engine == "ray":
-                run_ray(tasks, workers, ray_address, max_retries, state.on_start, state.on_done)
-            else:
-                run_local(tasks, workers, state.on_start, state.on_done)
+        try:
+            tasks = _plan(items, spec, options, state, retry_failed)
+            with BatchProgress(len(tasks), progress) as state.progress:
+                if engine == "ray":
+                    run_ray(tasks, workers, ray_address, max_retries, state.on_start, state.on_done)
+                else:
+                    run_local(tasks, workers, state.on_start, state.on_done)
+        except DiskFullError as exc:
+            raise _stop_for_disk(out, manifest, items) from exc
         reports = tuple(InputReport.from_row(manifest.get(i.key), i.key in state.ran) for i in items)
     return BatchSummary(spec.name, engine, workers, str(out), str(out / outputs.MANIFEST_NAME),
                         reports, time.perf_counter() - start)
@@ -130,7 +133,11 @@ class _BatchState:
             except OSError as exc:  # e.g. disk full, or a file where the folder goes
                 outcome = TaskOutcome(key, False, seconds=outcome.seconds, worker=outcome.worker,
                                       error_type=type(exc).__name__,
-                                      error_message=f"cannot move the outputs into place: {exc}")
+                                      error_message=f"cannot move the outputs into place: {exc}",
+                                      disk_full=is_disk_full(exc))
+        if outcome.disk_full:  # not the input's fault: stop, and let a rerun take it again
+            outputs.discard(self.out, key)
+            raise DiskFullError(outcome.error_message or "no space left on the output disk")
         if outcome.ok:
             relative = tuple((final / name).relative_to(self.out).as_posix()
                              for name in outcome.outputs)
@@ -143,6 +150,19 @@ class _BatchState:
                                       outcome.error_message or "", outcome.seconds, outcome.worker)
         if self.progress is not None:
             self.progress.advance(outcome.ok, outcome.frames)
+
+
+def _stop_for_disk(out: Path, manifest: Manifest, items: Sequence[BatchInput]) -> DiskFullError:
+    """Remove the unfinished work, hand started inputs back (pending) and say where the batch stands."""
+    outputs.clean_stale(out)
+    done = 0
+    for item in items:
+        row = manifest.get(item.key)
+        done += row is not None and row.status == "done"
+        with contextlib.suppress(DiskFullError):
+            manifest.mark_pending(item.key)
+    return DiskFullError(f"no space left on the disk holding {out}: the batch stopped with {done} of {len(items)} "
+                         "inputs done (kept and recorded); free some space and run the same command again to go on")
 
 
 def _plan(items: Sequence[BatchInput], job: Job, options: object, state: _BatchState,

@@ -47,3 +47,24 @@ def output_state(out: Path, key: str) -> tuple:
     """(name, bytes, mtime_ns) of every output file of ``key``: equal only if nothing was rewritten."""
     files = sorted((out / key).iterdir())
     return tuple((f.name, f.read_bytes(), f.stat().st_mtime_ns) for f in files)
+
+
+def _fill_disk_run(input_path: Path, output_dir: Path, options, model):
+    """The probe job on a disk that fills up: inputs named from ``c`` on meet ENOSPC while a ``FULL`` file lies
+    beside them (the write has started: a partial file is left in the job's folder)."""
+    import errno
+
+    from facecast.pipelines.batch.probe import run_probe
+
+    if (input_path.parent / "FULL").exists() and input_path.name >= "c":
+        (output_dir / "probe.json").write_text("{")
+        raise OSError(errno.ENOSPC, "No space left on device", str(output_dir / "probe.json"))
+    return run_probe(input_path, output_dir, options, model)
+
+
+def filling_disk_job():
+    """A module-level (picklable) job for disk-full tests: see :func:`_fill_disk_run`."""
+    from facecast.pipelines.batch.jobs import Job
+    from facecast.pipelines.batch.probe import ProbeOptions, probe_outputs
+
+    return Job("filling", ProbeOptions, _fill_disk_run, probe_outputs, frozenset({".png"}))
