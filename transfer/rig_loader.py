@@ -37,3 +37,7 @@ def load_rig(path: str | Path, head_node: str | int | None = None,
         return GltfRig.from_document(document, str(path), head_node)
     except (TypeError, KeyError, IndexError, AttributeError) as exc:  # a value of the wrong type or range
         raise ValueError(f"{path}: malformed glTF ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:  # say which file, once
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: {exc}") from None

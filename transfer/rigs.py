@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +34,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from facecast.recon.model.arkit import ARKIT_52, SPLIT_SHAPES, arkit_matrix, camel_from_ict
+from facecast.transfer.glb import read_glb
 
 N_CHANNELS = 53
 N_IDENTITY = 100
@@ -150,18 +150,41 @@ def parent_rotation(document: dict, node: int) -> np.ndarray:
 
 
 def node_pose(node: dict) -> NodePose:
-    """The TRS of a glTF node dict; a ``matrix`` is decomposed (``ValueError`` if it mirrors)."""
+    """The TRS of a glTF node dict; a ``matrix`` is decomposed.
+
+    ``ValueError`` naming the node when a value is not finite, has the wrong length, the rotation is not a
+    unit quaternion (a zero or non-finite one has no direction; others are normalised) or the matrix or a
+    scale mirrors or collapses space.
+    """
+    name = node.get("name", "")
     if "matrix" in node:
-        matrix = np.asarray(node["matrix"], dtype=np.float64).reshape(4, 4).T   # column-major
+        matrix = _floats(node, "matrix", 16).reshape(4, 4).T   # column-major
         scale = np.linalg.norm(matrix[:3, :3], axis=0)
         if np.linalg.det(matrix[:3, :3]) <= 0 or (scale < 1e-12).any():
-            raise ValueError(f"node {node.get('name', '')!r}: its matrix mirrors or collapses space; "
+            raise ValueError(f"node {name!r}: its matrix mirrors or collapses space; "
                              "it cannot be split into translation, rotation and scale")
         rotation = Rotation.from_matrix(matrix[:3, :3] / scale).as_quat()
         return NodePose(matrix[:3, 3].copy(), rotation, scale)
-    return NodePose(np.asarray(node.get("translation", [0, 0, 0]), dtype=np.float64),
-                    np.asarray(node.get("rotation", [0, 0, 0, 1]), dtype=np.float64),
-                    np.asarray(node.get("scale", [1, 1, 1]), dtype=np.float64))
+    rotation = _floats(node, "rotation", 4, (0.0, 0.0, 0.0, 1.0))
+    norm = float(np.linalg.norm(rotation))
+    if not 1e-6 < norm < 1e6:
+        raise ValueError(f"node {name!r}: its rotation {rotation.tolist()} is not a unit quaternion")
+    scale = _floats(node, "scale", 3, (1.0, 1.0, 1.0))
+    if (np.abs(scale) < 1e-12).any():
+        raise ValueError(f"node {name!r}: its scale {scale.tolist()} collapses space")
+    return NodePose(_floats(node, "translation", 3, (0.0, 0.0, 0.0)), rotation / norm, scale)
+
+
+def _floats(node: dict, key: str, count: int, default: tuple[float, ...] | None = None) -> np.ndarray:
+    """``(count,)`` float64 of ``node[key]`` (or ``default``); ``ValueError`` unless ``count`` finite numbers."""
+    value = node.get(key, default)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = np.empty(0)
+    if array.shape != (count,) or not np.isfinite(array).all() or np.abs(array).max(initial=0) > 1e15:
+        raise ValueError(f"node {node.get('name', '')!r}: {key} must be {count} finite numbers, got {value!r:.80}")
+    return array
 
 
 @dataclass(frozen=True)
@@ -249,16 +272,15 @@ def read_json(path: Path) -> object:
 def read_document(data: bytes, source: str) -> dict:
     """The JSON of a GLB (its first chunk) or of a ``.gltf`` file, as a dict."""
     if data[:4] == b"glTF":
-        if len(data) < 20:
-            raise ValueError(f"{source}: truncated GLB")
-        length, kind = struct.unpack_from("<II", data, 12)
-        if kind != 0x4E4F534A or 20 + length > len(data):
-            raise ValueError(f"{source}: GLB does not start with a JSON chunk")
-        data = data[20:20 + length]
-    try:
-        document = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"{source} is neither a GLB nor valid glTF JSON ({exc})") from exc
+        try:
+            document = read_glb(data).document
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+    else:
+        try:
+            document = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(f"{source} is neither a GLB nor valid glTF JSON ({exc})") from exc
     if not isinstance(document, dict) or "asset" not in document:
         raise ValueError(f"{source}: not a glTF document (no 'asset')")
     return document

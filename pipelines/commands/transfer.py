@@ -108,8 +108,8 @@ def load_target(path: Path, model: MorphableModel, head_node: str | None = None)
         return Target(rig, _dressed(build_avatar(model, rig.identity), path), None)
     original = path.read_bytes()
     if original[:4] != b"glTF":  # a .gltf: packed into one GLB (its buffer and image files embedded)
-        from facecast.pipelines.export.glb import write_glb
         from facecast.pipelines.export.gltf_pack import pack_gltf
+        from facecast.transfer.glb import write_glb
         from facecast.transfer.rigs import read_document
 
         try:

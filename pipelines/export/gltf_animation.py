@@ -34,9 +34,9 @@ import numpy as np
 
 from facecast.pipelines.export.arkit_morphs import arkit_weights
 from facecast.pipelines.export.avatar import AvatarMesh
-from facecast.pipelines.export.glb import GLB_MAGIC, GlbChunks, read_glb, write_glb
 from facecast.pipelines.export.gltf import GltfOptions, export_glb
 from facecast.pipelines.export.gltf_compression import compression_of, decompress_glb
+from facecast.transfer.glb import GLB_MAGIC, GlbChunks, read_glb, write_glb
 from facecast.transfer.retarget import Animation
 from facecast.transfer.rigs import node_pose
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from facecast.pipelines.export.glb import GlbChunks
+from facecast.transfer.glb import GlbChunks
 
 MESHOPT = "EXT_meshopt_compression"
 DRACO = "KHR_draco_mesh_compression"

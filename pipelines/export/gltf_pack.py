@@ -14,7 +14,7 @@ import base64
 from pathlib import Path
 from urllib.parse import unquote
 
-from facecast.pipelines.export.glb import GlbChunks
+from facecast.transfer.glb import GlbChunks
 
 MAX_IMAGE_BYTES = 256 << 20
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",

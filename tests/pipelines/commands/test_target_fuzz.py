@@ -15,8 +15,8 @@ from gltf_tools import arkit_sphere_glb
 
 from facecast.pipelines.commands.transfer import load_target
 from facecast.pipelines.errors import UserError
-from facecast.pipelines.export.glb import GlbChunks, read_glb, write_glb
 from facecast.pipelines.export.gltf_animation import animate_document
+from facecast.transfer.glb import GlbChunks, read_glb, write_glb
 from facecast.transfer.retarget import RetargetConfig, retarget
 
 CASES = 400

@@ -317,8 +317,8 @@ def test_transfer_onto_a_compressed_capture_head_decodes_it_unless_told(tracked,
     from capture_head import capture_glb
     from gltf_tools import compress_glb
 
-    from facecast.pipelines.export.glb import read_glb
     from facecast.pipelines.export.gltf_compression import compression_of
+    from facecast.transfer.glb import read_glb
 
     target = tmp_path / "capture.glb"
     target.write_bytes(compress_glb(capture_glb(), "meshopt", tmp_path))
@@ -341,7 +341,7 @@ def test_a_gltf_target_with_files_beside_it_gives_a_real_glb(tracked, tmp_path):
     import pygltflib
     from PIL import Image
 
-    from facecast.pipelines.export.glb import read_glb
+    from facecast.transfer.glb import read_glb
 
     chunks = read_glb(arkit_sphere_glb(extra=()))
     document = chunks.document

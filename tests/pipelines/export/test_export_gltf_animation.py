@@ -12,13 +12,13 @@ import pytest
 from gltf_tools import arkit_sphere_glb, read_accessor, run_blender, validate
 
 from facecast.pipelines.export.avatar import build_avatar, random_identity
-from facecast.pipelines.export.glb import GlbChunks, read_glb, write_glb
 from facecast.pipelines.export.gltf_animation import (
     animate_document,
     animate_glb,
     animate_gltf,
     animated_avatar_glb,
 )
+from facecast.transfer.glb import GlbChunks, read_glb, write_glb
 from facecast.transfer.gltf_rig import GltfRig
 from facecast.transfer.retarget import Animation, MorphTrack, RetargetConfig, retarget
 from facecast.transfer.rig_loader import load_rig

@@ -12,9 +12,9 @@ from capture_head import PARTS, capture_driver, capture_glb
 from gltf_tools import compress_glb, read_values, validate
 from scipy.spatial import cKDTree
 
-from facecast.pipelines.export.glb import GlbChunks, read_glb, write_glb
 from facecast.pipelines.export.gltf_animation import animate_glb, animate_gltf
 from facecast.pipelines.export.gltf_compression import compression_of, decompress_glb
+from facecast.transfer.glb import GlbChunks, read_glb, write_glb
 from facecast.transfer.gltf_rig import GltfRig
 from facecast.transfer.retarget import RetargetConfig, retarget
 from facecast.transfer.rigs import local_matrix, node_pose, read_document

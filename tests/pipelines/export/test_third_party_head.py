@@ -11,10 +11,10 @@ from capture_head import FPS, HEAD_CENTRE, PARTS, TURNED, capture_driver, captur
 from gltf_tools import compress_glb, mesh_centre, read_values, run_blender, validate, world_matrices
 from scipy.spatial.transform import Rotation
 
-from facecast.pipelines.export.glb import read_glb
 from facecast.pipelines.export.gltf_animation import animate_glb
 from facecast.pipelines.export.gltf_compression import compression_of
 from facecast.recon.model.arkit import ARKIT_52
+from facecast.transfer.glb import read_glb
 from facecast.transfer.gltf_rig import GltfRig
 from facecast.transfer.retarget import RetargetConfig, retarget
 from facecast.transfer.rigs import channel_names, read_document

@@ -27,13 +27,16 @@ def read_glb(data: bytes) -> GlbChunks:
     if len(data) < 20 or data[:4] != GLB_MAGIC:
         raise ValueError("not a GLB file (no 'glTF' header)")
     version, length = struct.unpack_from("<II", data, 4)
-    if version != 2 or length > len(data):
-        raise ValueError(f"unsupported GLB: version {version}, declared length {length} of {len(data)} bytes")
+    if version != 2:
+        raise ValueError(f"a GLB of version {version} (glTF {'1.0' if version == 1 else '?'}); facecast reads glTF "
+                         "2.0 (GLB version 2): convert it, e.g. by importing it into Blender and exporting glTF 2.0")
+    if length > len(data):
+        raise ValueError(f"truncated GLB: its header declares {length} bytes, the file has {len(data)}")
     chunks, position = [], 12
     while position + 8 <= length:
         size, kind = struct.unpack_from("<II", data, position)
         if position + 8 + size > length:
-            raise ValueError("truncated GLB chunk")
+            raise ValueError(f"truncated GLB: a chunk of {size} bytes at byte {position} runs past the end")
         chunks.append((kind, data[position + 8:position + 8 + size]))
         position += 8 + size
     if not chunks or chunks[0][0] != JSON_CHUNK:
