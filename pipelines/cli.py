@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -99,6 +100,9 @@ def reconstruct(
     config = ReconstructConfig(photo=PhotoConfig(mode=mode, face_index=face_index), bake_texture=texture,
                                texture=TextureConfig(size=texture_size), mesh=mesh_options(units, quads, names))
     written = run(photo, output, extra, config, assets=assets, preview=preview, all_faces=all_faces)
+    if all_faces:
+        faces = sum(p.suffix.lower() == output.suffix.lower() for p in written)
+        typer.echo(f"{faces} face{'s' if faces != 1 else ''} found and reconstructed, largest first", err=True)
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -330,11 +334,17 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as users read them: ``warning: <message>`` (no source line)."""
+    return "warning: " + " ".join(str(message).split()) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``facecast = facecast.pipelines.cli:main``)."""
     from facecast.pipelines.allocator import limit_malloc_arenas
 
     limit_malloc_arenas()
+    warnings.formatwarning = _one_line_warning
     signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))  # `kill` cleans up as Ctrl-C does
     try:
         app(args=argv, prog_name="facecast")

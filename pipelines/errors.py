@@ -33,6 +33,7 @@ USER_ERROR_TYPES: tuple[tuple[str, str], ...] = (
     ("facecast.pipelines.export.avatar", "IdentityError"),
     ("facecast.pipelines.media", "MediaError"),
     ("facecast.recon.landmarks.detector", "NoFaceError"),
+    ("facecast.recon.landmarks.detector", "FaceIndexError"),
     ("facecast.recon.learn.train_config", "TrainConfigError"),
     ("facecast.recon.learn.regressor", "WeightsError"),
     ("facecast.pipelines.live.sources", "SourceError"),

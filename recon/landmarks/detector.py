@@ -36,6 +36,10 @@ class NoFaceError(ValueError):
     """No face was found in an image (the message names the input)."""
 
 
+class FaceIndexError(ValueError):
+    """Fewer faces were found than the face index asked for (the message names the input and the count)."""
+
+
 @dataclass(frozen=True)
 class DetectedFace:
     """One face found in one image.
@@ -124,7 +128,7 @@ def select_faces(faces: list[DetectedFace], face_index: int | None = 0,
     face_index: ``0`` the largest face (default), ``k`` the k-th largest,
     ``None`` all faces, largest first.
     source: names the input in error messages (a file name, ``"frame 12"``).
-    Raises :class:`NoFaceError` when ``faces`` is empty and ``ValueError`` when
+    Raises :class:`NoFaceError` when ``faces`` is empty and :class:`FaceIndexError` when
     ``face_index`` is out of range.
     """
     if not faces:
@@ -133,8 +137,9 @@ def select_faces(faces: list[DetectedFace], face_index: int | None = 0,
     if face_index is None:
         return ordered
     if not -len(ordered) <= face_index < len(ordered):
-        raise ValueError(f"face_index {face_index} asked for, but only {len(ordered)} "
-                         f"face(s) found in {source}")
+        raise FaceIndexError(f"face index {face_index} asked for, but only {len(ordered)} face"
+                             f"{'s' if len(ordered) > 1 else ''} found in {source} (0 = the largest, up to "
+                             f"{len(ordered) - 1})")
     return [ordered[face_index]]
 
 

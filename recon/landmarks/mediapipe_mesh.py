@@ -8,6 +8,7 @@ loads a graph: the first ``detect`` / ``track`` does.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,10 @@ import numpy as np
 
 from facecast.recon.landmarks.detector import DetectedFace, Scheme, check_image, sort_faces
 from facecast.recon.landmarks.native_logs import quiet_native_logs
+
+
+class FaceLimitWarning(UserWarning):
+    """A detector pass returned ``max_num_faces`` faces: there may be more in the image."""
 
 
 @dataclass(frozen=True)
@@ -167,11 +172,13 @@ class MediaPipeDetector:
                                   min_detection_confidence=cfg.min_detection_confidence,
                                   min_tracking_confidence=cfg.min_tracking_confidence)
 
-    def _tiled(self, image: np.ndarray) -> list[DetectedFace]:
+    def _tiled(self, image: np.ndarray) -> tuple[list[DetectedFace], bool]:
         """Faces found in overlapping tiles of a half and of a quarter of the image's size (stride half a
-        tile; tiles under 128 px are skipped), in the image's pixels."""
+        tile; tiles under 128 px are skipped), in the image's pixels; and whether a tile gave as many faces as
+        a pass returns (``max_num_faces``)."""
         height, width = image.shape[:2]
         found: list[DetectedFace] = []
+        capped = False
         for level in (2, 4):
             tile_h, tile_w = height // level, width // level
             if min(tile_h, tile_w) < 128:
@@ -181,12 +188,14 @@ class MediaPipeDetector:
                 for left in np.linspace(0, width - tile_w, steps).astype(int):
                     tile = np.ascontiguousarray(image[top:top + tile_h, left:left + tile_w])
                     self._mesh, result = run_graph(self._mesh, lambda: self._open_mesh(static=True), tile)
-                    for face in _mediapipe_faces(result, tile_w, tile_h):
+                    faces = _mediapipe_faces(result, tile_w, tile_h)
+                    capped |= len(faces) >= self.config.max_num_faces
+                    for face in faces:
                         points = face.points + (left, top)
                         box = np.concatenate([points.min(axis=0), points.max(axis=0)])
                         found = _merge(found, [DetectedFace(box=box, score=face.score, points=points,
                                                             scheme=face.scheme)])
-        return found
+        return found, capped
 
     def _open_blazeface(self):
         from mediapipe.python.solutions import face_detection
@@ -206,8 +215,13 @@ class MediaPipeDetector:
         height, width = image.shape[:2]
         self._mesh, result = run_graph(self._mesh, lambda: self._open_mesh(static=True), image)
         faces = _mediapipe_faces(result, width, height)
+        capped = len(faces) >= self.config.max_num_faces
         if tiles or (tiles is None and not faces):
-            faces = _merge(faces, self._tiled(image))
+            tiled, capped = self._tiled(image)
+            faces = _merge(faces, tiled)
+        if capped:
+            warnings.warn(f"a detector pass found the most faces it returns ({self.config.max_num_faces}); this "
+                          f"image may hold more faces than the {len(faces)} found", FaceLimitWarning, stacklevel=2)
         if faces and self.config.score_faces:
             self._blazeface, scored = run_graph(self._blazeface, self._open_blazeface, image)
             faces = _attach_scores(faces, scored.detections, width, height)

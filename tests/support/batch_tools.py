@@ -3,6 +3,7 @@ folder (its manifest, per-input outputs, visible output folders)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -38,7 +39,7 @@ def visible_dirs_with_files(out: Path) -> set[str]:
 
 def manifest_rows(out: Path) -> dict[str, dict]:
     """key -> row of the ``inputs`` table of ``out/manifest.sqlite``."""
-    with sqlite3.connect(out / "manifest.sqlite") as db:
+    with contextlib.closing(sqlite3.connect(out / "manifest.sqlite")) as db:  # (closed: no file left open)
         db.row_factory = sqlite3.Row
         return {row["key"]: dict(row) for row in db.execute("SELECT * FROM inputs")}
 
