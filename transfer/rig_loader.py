@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from facecast.transfer.gltf_rig import GltfRig
-from facecast.transfer.rigs import Rig, identity_rig, read_document, read_json
+from facecast.transfer.json_files import read_json_file
+from facecast.transfer.rigs import Rig, identity_rig, read_document
 from facecast.transfer.vrm import VrmRig
 
 
@@ -24,7 +25,7 @@ def load_rig(path: str | Path, head_node: str | int | None = None,
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if data[:4] != b"glTF":
-        parsed = read_json(path)
+        parsed = read_json_file(path, "target (neither a GLB nor JSON)")
         if not (isinstance(parsed, dict) and "asset" in parsed):
             return identity_rig(parsed, str(path))
     document = read_document(data, str(path))

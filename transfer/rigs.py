@@ -35,6 +35,7 @@ from scipy.spatial.transform import Rotation
 
 from facecast.recon.model.arkit import ARKIT_52, SPLIT_SHAPES, arkit_matrix, camel_from_ict
 from facecast.transfer.glb import read_glb
+from facecast.transfer.json_files import identity_weights, read_json_file
 
 N_CHANNELS = 53
 N_IDENTITY = 100
@@ -244,29 +245,17 @@ class IctRig:
         Accepts ``FaceCoeffs.to_json()`` output (a list of records with ``identity``) or a
         single ``{"identity": [100 numbers]}`` object.
         """
-        return identity_rig(read_json(Path(path)), str(path))
+        return identity_rig(read_json_file(path, "coefficient file"), str(path))
 
 
 def identity_rig(document: object, source: str) -> IctRig:
     """:class:`IctRig` from parsed coefficient JSON (see :meth:`IctRig.from_coefficients`)."""
     record = document[0] if isinstance(document, list) and document else document
     values = record.get("identity") if isinstance(record, dict) else None
-    if not isinstance(values, list) or len(values) != N_IDENTITY:
+    if not isinstance(values, list):
         raise ValueError(f"{source}: expected coefficient records with an 'identity' of "
                          f"{N_IDENTITY} numbers (FaceCoeffs.to_json output)")
-    try:
-        return IctRig(np.asarray(values, dtype=np.float64), source=source)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source}: identity must be {N_IDENTITY} finite numbers ({exc})") from exc
-
-
-def read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_bytes())
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"{path} is neither a GLB nor valid JSON ({exc})") from exc
+    return IctRig(identity_weights(values, N_IDENTITY, source), source=source)
 
 
 def read_document(data: bytes, source: str) -> dict:

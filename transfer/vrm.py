@@ -47,8 +47,6 @@ switches an expression off.
 
 from __future__ import annotations
 
-import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from facecast.recon.model.arkit import ARKIT_52
+from facecast.transfer.json_files import is_finite_number, read_json_file
 from facecast.transfer.rigs import (
     NodePose,
     RigMesh,
@@ -166,21 +165,19 @@ def _vrm1_expressions(extension: dict, nodes: list[dict]) -> list[VrmExpression]
 def load_vrm_mapping(path: str | Path) -> dict[str, dict[str, float]]:
     """Read ``{expression: {arkitName: weight}}`` from JSON (or YAML: ``.yaml``/``.yml``)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValueError(f"cannot read VRM mapping {path}: {exc.strerror or exc}") from exc
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError as exc:
             raise ValueError(f"{path}: YAML mappings need PyYAML (pip install pyyaml); or use JSON") from exc
-        document = yaml.safe_load(text)
-    else:
         try:
-            document = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ValueError(f"VRM mapping {path} is not valid JSON ({exc})") from exc
+            document = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ValueError(f"cannot read VRM mapping {path}: {exc.strerror or exc}") from None
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(f"VRM mapping {path} is not valid YAML ({' '.join(str(exc).split())})") from None
+    else:
+        document = read_json_file(path, "VRM mapping")
     return check_vrm_mapping(document, str(path))
 
 
@@ -195,7 +192,7 @@ def check_vrm_mapping(document: object, source: str) -> dict[str, dict[str, floa
         for arkit, weight in weights.items():
             if arkit not in ARKIT_52:
                 raise ValueError(f"VRM mapping {source}: {expression!r} uses {arkit!r}, not an ARKit name")
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            if not is_finite_number(weight):
                 raise ValueError(f"VRM mapping {source}: {expression}.{arkit} must be a finite number")
         out[canonical_expression(str(expression))] = {a: float(w) for a, w in weights.items()}
     return out

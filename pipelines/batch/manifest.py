@@ -124,11 +124,14 @@ class Manifest:
         """
         try:
             return self._db.execute(sql, params)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             if is_disk_full(exc):
                 raise DiskFullError(f"no space left on the disk holding the batch manifest {self.path}") from exc
-            raise BatchUsageError(f"cannot use the batch manifest {self.path}: {exc} (a damaged or "
-                                  "foreign file? move it away to start a new batch)") from exc
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: BaseException) -> BatchUsageError:
+        return BatchUsageError(f"cannot use the batch manifest {self.path}: {one_line(str(exc), 160)} (damaged, "
+                               "or not a facecast manifest: move it away and rerun to start the batch afresh)")
 
     def __enter__(self) -> Manifest:
         return self
@@ -141,14 +144,20 @@ class Manifest:
 
     def get(self, key: str) -> ManifestRow | None:
         """The row of ``key``, or None when the input was never seen."""
-        cursor = self._execute("SELECT * FROM inputs WHERE key = ?", (key,))
-        row = cursor.fetchone()
-        return None if row is None else _to_row(cursor, row)
+        rows = self._select("SELECT * FROM inputs WHERE key = ?", (key,))
+        return rows[0] if rows else None
 
     def rows(self) -> list[ManifestRow]:
         """All rows, sorted by key."""
-        cursor = self._execute("SELECT * FROM inputs ORDER BY key")
-        return [_to_row(cursor, row) for row in cursor.fetchall()]
+        return self._select("SELECT * FROM inputs ORDER BY key")
+
+    def _select(self, sql: str, params: tuple = ()) -> list[ManifestRow]:
+        """Rows of a query; a file damaged past SQLite's own checks (bad text, unknown columns) is a user error."""
+        cursor = self._execute(sql, params)
+        try:
+            return [_to_row(cursor, row) for row in cursor.fetchall()]
+        except (sqlite3.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
+            raise self._unusable(exc) from None
 
     def observe(self, key: str, path: str, facts: InputFacts, recipe: str) -> ManifestRow:
         """Record this run's view of an input; a new, changed or re-optioned input becomes pending."""

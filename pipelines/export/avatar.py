@@ -9,8 +9,6 @@ the 53 ARKit-named expression blendshapes as per-vertex deltas (morph targets).
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facecast.recon.model.topology import DEFAULT_AVATAR_REGIONS, REGION_STARTS, expand_regions, triangulate
+from facecast.transfer.json_files import identity_weights, read_json_file
 
 if TYPE_CHECKING:
     from facecast.recon.model.morphable import MorphableModel
@@ -251,38 +250,15 @@ def random_identity(seed: int | None = None) -> np.ndarray:
     return np.clip(weights, -RANDOM_IDENTITY_CLIP, RANDOM_IDENTITY_CLIP)
 
 
-#: the largest identity weight a file may hold: the modes are ~N(0, 1); 10 sigma is already a caricature
-MAX_IDENTITY_WEIGHT = 10.0
-
-
 def load_identity(path: str | Path) -> np.ndarray:
     """``(100,)`` weights from a JSON file holding ``{"identity": [100 numbers]}``.
 
     Raises :class:`IdentityError` naming the file when it is unreadable, not that
     shape, or holds non-finite or implausible numbers (:data:`MAX_IDENTITY_WEIGHT`).
     """
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except OSError as exc:
-        raise IdentityError(f"cannot read identity file {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise IdentityError(f"identity file {path} is not valid JSON ({exc})") from exc
+    document = read_json_file(path, "identity file", IdentityError)
     values = document.get("identity") if isinstance(document, dict) else None
-    if not isinstance(values, list):
-        raise IdentityError(f'identity file {path} must hold {{"identity": [{N_IDENTITY} numbers]}}')
-    if len(values) != N_IDENTITY:
-        raise IdentityError(f"identity file {path} holds {len(values)} identity weights, "
-                            f"expected {N_IDENTITY}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-               for v in values):
-        raise IdentityError(f"identity file {path}: every identity weight must be a finite number")
-    weights = np.asarray(values, dtype=np.float64)
-    worst = int(np.argmax(np.abs(weights)))
-    if abs(weights[worst]) > MAX_IDENTITY_WEIGHT:
-        raise IdentityError(f"identity file {path}: weight {worst} is {weights[worst]:g}; identity weights are "
-                            f"about N(0, 1), at most {MAX_IDENTITY_WEIGHT:g} in size (a larger one is not a head)")
-    return weights
+    return identity_weights(values, N_IDENTITY, f"identity file {path}", IdentityError)
 
 
 def identity_from(spec: str | Path, seed: int | None = None) -> np.ndarray:

@@ -90,6 +90,8 @@ class CoefficientTrack:
                                   or np.shape(marks)[2] != 2):
             raise ValueError(f"CoefficientTrack.landmarks must have shape ({frames}, K, 2), "
                              f"got {np.shape(marks)}")
+        if marks is not None and not np.isfinite(marks).all():
+            raise ValueError("CoefficientTrack.landmarks has non-finite values")
         clashes = sorted(_RESERVED.intersection(self.names))
         if clashes or len(set(self.names)) != len(self.names):
             raise ValueError(f"channel names must be unique and avoid {sorted(_RESERVED)}: {clashes}")
@@ -219,12 +221,18 @@ def read_coefficients_jsonl(data: bytes) -> CoefficientTrack:
         if ("landmarks" in record) != with_marks:
             raise ValueError(f"coefficient JSON line {line}: landmarks present on some lines only")
 
-    def stack(key: str) -> np.ndarray:
-        return np.asarray([r[key] for r in records], dtype=np.float64)
+    def stack(key: str, values=None, dtype=np.float64) -> np.ndarray:
+        try:
+            array = np.asarray([r[key] for r in records] if values is None else values)
+            if array.dtype.kind not in "iuf":
+                raise TypeError(array.dtype)
+            return array.astype(dtype)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"coefficient JSON lines: '{key}' must hold numbers of one shape on every line") from None
 
     return CoefficientTrack(
-        frame=np.asarray([r["frame"] for r in records], dtype=np.int64), time=stack("time"),
-        names=names, expression=np.asarray([list(r["expression"].values()) for r in records]),
+        frame=stack("frame", dtype=np.int64), time=stack("time"),
+        names=names, expression=stack("expression", [list(r["expression"].values()) for r in records]),
         rotation=stack("rotation"), translation=stack("translation_cm"),
         landmarks=stack("landmarks") if with_marks else None,
         gaze=np.radians(stack("gaze_deg")) if all("gaze_deg" in r for r in records) else None)

@@ -210,7 +210,15 @@ def _parse_rows(rows: list[list[str]], width: int) -> tuple[list[str], np.ndarra
     table = np.asarray(values, dtype=np.float64).reshape(len(values), width - 2)
     if not np.isfinite(table).all():
         raise ValueError("Live Link CSV contains non-finite values")
+    if table.size and np.abs(table).max() > PLAUSIBLE_VALUE:
+        row, column = np.unravel_index(int(np.argmax(np.abs(table))), table.shape)
+        raise ValueError(f"Live Link CSV line {row + 2}: {table[row, column]:g} in column {column + 3} is not a "
+                         f"weight or an angle (values are weights in [0, 1] and angles / pi)")
     return timecodes, table
+
+
+#: the largest value a Live Link column may hold: weights are in [0, 1], angles in [-1, 1] (radians / pi)
+PLAUSIBLE_VALUE = 100.0
 
 
 def read_livelink_csv(data: bytes, timecode_rate: float = 60.0) -> LiveLinkTake:

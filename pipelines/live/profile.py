@@ -33,6 +33,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from facecast.recon.model.arkit import ARKIT_52
+from facecast.transfer.json_files import read_json_file
 
 
 class ProfileError(ValueError):
@@ -41,15 +42,15 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class ChannelTuning:
-    """gain >= 0, curve > 0, threshold in [0, 1)."""
+    """gain in [0, 100], curve in (0, 100], threshold in [0, 1)."""
 
     gain: float = 1.0
     curve: float = 1.0
     threshold: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (self.gain >= 0 and self.curve > 0 and 0 <= self.threshold < 1):
-            raise ValueError(f"need gain >= 0, curve > 0, 0 <= threshold < 1, got {self}")
+        if not (0 <= self.gain <= 100 and 0 < self.curve <= 100 and 0 <= self.threshold < 1):
+            raise ValueError(f"need 0 <= gain <= 100, 0 < curve <= 100, 0 <= threshold < 1, got {self}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,14 @@ class Profile:
             value = getattr(self, name)
             if value is not None and np.shape(value) != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}")
+            if value is not None and not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+                raise ValueError(f"{name} must be finite numbers, got {np.asarray(value).tolist()}")
+        if self.neutral is not None and not (0 <= np.min(self.neutral) and np.max(self.neutral) <= 1):
+            raise ValueError("neutral weights must lie in [0, 1]")
+        if self.rest_rotation is not None and not 1e-6 < float(np.linalg.norm(self.rest_rotation)) < 1e6:
+            raise ValueError(f"rest_rotation {np.asarray(self.rest_rotation).tolist()} is not a unit quaternion")
+        if self.rest_translation is not None and float(np.abs(self.rest_translation).max()) > 10:
+            raise ValueError("rest_translation must be within 10 m of the camera")
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         gain, curve, threshold = np.ones(52), np.ones(52), np.zeros(52)
@@ -116,18 +125,17 @@ def calibrated(profile: Profile, arkit: np.ndarray, rotations: np.ndarray, trans
 def load_profile(path: str | Path) -> Profile:
     """Read a profile JSON file (see the module doc); :class:`ProfileError` naming what is wrong."""
     path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except OSError as exc:
-        raise ProfileError(f"cannot read profile {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ProfileError(f"profile {path} is not valid JSON ({exc})") from None
+    document = read_json_file(path, "profile", ProfileError)
     if not isinstance(document, dict):
         raise ProfileError(f"profile {path} must hold a JSON object")
     try:
-        channels = {name: ChannelTuning(**{k: float(v) for k, v in values.items()})
-                    for name, values in (document.get("channels") or {}).items()}
+        given = document.get("channels") or {}
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            raise ValueError('"channels" must be an object {"jawOpen": {"gain": 1.2, "curve": 0.8, "threshold": 0.05}}')
+        channels = {name: ChannelTuning(**{k: float(v) for k, v in values.items()}) for name, values in given.items()}
         neutral = document.get("neutral")
+        if neutral is not None and not isinstance(neutral, dict):
+            raise ValueError('"neutral" must be an object {"jawOpen": 0.04, ...}')
         if neutral is not None:
             unknown = sorted(set(neutral) - set(ARKIT_52))
             if unknown:
@@ -136,7 +144,7 @@ def load_profile(path: str | Path) -> Profile:
         arrays = {key: None if document.get(key) is None else np.array(document[key], dtype=np.float64)
                   for key in ("rest_rotation", "rest_translation")}
         return Profile(channels, neutral, arrays["rest_rotation"], arrays["rest_translation"])
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ProfileError(f"profile {path}: {exc}") from None
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-N_IDENTITY = 100
-N_EXPRESSION = 53
+from facecast.recon.model.topology import N_EXPRESSION, N_IDENTITY
 
 #: renderer pixel = detector pixel + PIXEL_OFFSET. Detectors, and every pixel coordinate facecast
 #: reports, put the centre of pixel (0, 0) at (0, 0) (OpenCV); the camera above puts it at (0.5, 0.5).

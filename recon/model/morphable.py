@@ -16,10 +16,7 @@ from torch import nn
 
 from facecast.recon.model.arkit import camel_from_ict, facecast_order
 from facecast.recon.model.geometry import apply_rigid
-from facecast.recon.model.topology import ICTData, load_ict_data, triangulate
-
-N_IDENTITY = 100
-N_EXPRESSION = 53
+from facecast.recon.model.topology import N_EXPRESSION, N_IDENTITY, ICTData, load_ict_data, triangulate
 
 
 @dataclass

@@ -35,6 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+#: the ICT Face Model Light's identity modes and expression blendshapes
+N_IDENTITY = 100
+N_EXPRESSION = 53
+
 REGION_STARTS: dict[str, int] = {
     "face": 0, "head_neck": 9409, "mouth_socket": 11248, "eye_sockets": 13294,
     "gums_tongue": 14062, "teeth": 17039, "eyeballs": 21451, "lacrimal": 24591,
@@ -163,7 +167,7 @@ def load_ict_data(path: str | Path | None = None) -> ICTData:
 
 
 def _ict_data(npz, indices: dict) -> ICTData:
-    return ICTData(
+    return _checked(ICTData(
         neutral=npz["neutral"], identity_modes=npz["identity_modes"],
         expression_modes=npz["expression_modes"],
         identity_names=[str(n) for n in npz["identity_names"]],
@@ -173,4 +177,30 @@ def _ict_data(npz, indices: dict) -> ICTData:
         material_names=[str(n) for n in npz["material_names"]],
         landmarks68=np.asarray(indices["idx_to_landmark_verts"], dtype=np.int64),
         vertex_indices=indices,
-    )
+    ))
+
+
+def _checked(data: ICTData) -> ICTData:
+    """``data`` if its arrays have the shapes, kinds and ranges of the ICT model; ``ValueError`` naming the first
+    that does not (a damaged or foreign file must not become a silently broken head)."""
+    v, f, t = len(data.neutral), len(data.face_vertices), len(data.uvs)
+    shapes = {"neutral": (v, 3), "identity_modes": (len(data.identity_names), v, 3),
+              "expression_modes": (len(data.ict_expression_names), v, 3), "face_vertices": (f, 4),
+              "face_uvs": (f, 4), "uvs": (t, 2), "face_material": (f,), "landmarks68": (68,)}
+    for name, shape in shapes.items():
+        value = getattr(data, name)
+        if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype.kind not in "fiu":
+            raise ValueError(f"{name} has shape {np.shape(value)} and dtype {getattr(value, 'dtype', '?')}, "
+                             f"expected {shape} numbers")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{name} holds non-finite values")
+    if v < 1000 or len(data.identity_names) != N_IDENTITY or len(data.ict_expression_names) != N_EXPRESSION:
+        raise ValueError(f"{v} vertices, {len(data.identity_names)} identity and {len(data.ict_expression_names)} "
+                         f"expression modes: not the ICT model ({N_IDENTITY} and {N_EXPRESSION})")
+    materials = len(data.material_names)
+    for name, high, low in (("face_vertices", v, -1), ("face_uvs", t, -1), ("face_material", materials, 0),
+                            ("landmarks68", v, 0)):
+        value = getattr(data, name)
+        if value.size and not (value.min() >= low and value.max() < high):
+            raise ValueError(f"{name} holds indices outside [{low}, {high})")
+    return data

@@ -5,12 +5,12 @@ exception, never longer than 2 s."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import warnings
 
 import numpy as np
+from fuzz_tools import json_paths, mutate_json
 from gltf_tools import arkit_sphere_glb
 
 from facecast.pipelines.commands.transfer import load_target
@@ -20,37 +20,11 @@ from facecast.transfer.glb import GlbChunks, read_glb, write_glb
 from facecast.transfer.retarget import RetargetConfig, retarget
 
 CASES = 400
-VALUES = (None, -1, 0, 10**9, 1e308, float("nan"), float("inf"), "x", "", [], {}, [1, 2], {"a": 1}, True, 3.5,
-          -2**31, "blendShape1.jawOpen")
-
-
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _paths(value, (*prefix, index))
-
-
-def _mutated(document: dict, rng: random.Random, paths: list[tuple]) -> dict:
-    document = json.loads(json.dumps(document))
-    for _ in range(rng.randint(1, 3)):
-        path = rng.choice(paths)
-        node = document
-        try:
-            for key in path[:-1]:
-                node = node[key]
-            node[path[-1]] = rng.choice(VALUES)
-        except (KeyError, IndexError, TypeError):
-            pass
-    return document
 
 
 def test_mutated_targets_end_in_a_glb_or_a_user_error(model, tmp_path):
     base = read_glb(arkit_sphere_glb())
-    paths = [p for p in _paths(base.document) if p]
+    paths = [p for p in json_paths(base.document) if p]
     rng = random.Random(18)
     weights, rotation = np.zeros((3, 53)), np.zeros((3, 3))
     rotation[:, 1] = [0.0, 0.1, 0.2]
@@ -58,7 +32,7 @@ def test_mutated_targets_end_in_a_glb_or_a_user_error(model, tmp_path):
     failures, slow = [], []
     target = tmp_path / "target.glb"
     for case in range(CASES):
-        data = write_glb(GlbChunks(_mutated(base.document, rng, paths), base.binary))
+        data = write_glb(GlbChunks(mutate_json(base.document, rng, paths), base.binary))
         if rng.random() < 0.2:
             data = data[:rng.randint(12, len(data))]
         target.write_bytes(data)
