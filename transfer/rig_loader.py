@@ -36,7 +36,7 @@ def load_rig(path: str | Path, head_node: str | int | None = None,
         if vrm_mapping is not None:
             raise ValueError(f"{path} is not a VRM file; a VRM mapping does not apply to it")
         return GltfRig.from_document(document, str(path), head_node)
-    except (TypeError, KeyError, IndexError, AttributeError) as exc:  # a value of the wrong type or range
+    except (TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:  # a wrong type or range
         raise ValueError(f"{path}: malformed glTF ({type(exc).__name__}: {exc})") from None
     except ValueError as exc:  # say which file, once
         if str(path) in str(exc):

@@ -181,7 +181,7 @@ def _floats(node: dict, key: str, count: int, default: tuple[float, ...] | None 
     value = node.get(key, default)
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         array = np.empty(0)
     if array.shape != (count,) or not np.isfinite(array).all() or np.abs(array).max(initial=0) > 1e15:
         raise ValueError(f"node {node.get('name', '')!r}: {key} must be {count} finite numbers, got {value!r:.80}")

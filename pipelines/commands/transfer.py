@@ -129,7 +129,7 @@ def _check_animatable(rig, original: bytes, path: Path) -> None:
         trial = retarget(np.zeros((2, 53)), np.zeros((2, 3)), None, 30.0, rig,
                          RetargetConfig(neutral="none", smoothing="none"))
         animate_glb(original, trial)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         raise UserError(f"{path}: cannot take an animation ({type(exc).__name__}: {exc})") from None
 
 
