@@ -107,7 +107,7 @@ def no_face_then_face(frames, path: Path, blank: int = 60) -> Path:
 def save_photo(rgb: np.ndarray, path: Path, mode: str = "RGB", **options) -> Path:
     image = Image.fromarray(rgb)
     if mode == "I;16":
-        image = Image.fromarray((np.asarray(image.convert("L"), dtype=np.uint16) * 257))
+        image = Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 257)
     elif mode != "RGB":
         image = image.convert(mode)
     image.save(path, **options)

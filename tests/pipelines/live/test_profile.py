@@ -66,7 +66,7 @@ def test_the_json_file_reads_back_and_bad_files_name_themselves(tmp_path):
     np.testing.assert_allclose(back.rest_rotation, profile.rest_rotation, atol=1e-7)
     weights = rng.uniform(0, 1, 52)
     np.testing.assert_allclose(back.shape(weights), profile.shape(weights), atol=1e-5)
-    for text, fragment in (("{", "is not valid JSON"), ('{"channels": {"jawOpen": {"gain": -1}}}', "gain >= 0"),
+    for text, fragment in (("{", "is not valid JSON"), ('{"channels": {"jawOpen": {"gain": -1}}}', "0 <= gain <= 100"),
                            ('{"neutral": {"jawShut": 0.1}}', "unknown channels"), ("[]", "must hold a JSON object")):
         bad = tmp_path / "bad.json"
         bad.write_text(text)
