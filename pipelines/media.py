@@ -7,6 +7,7 @@ images are converted to 8-bit RGB. Videos are streamed frame by frame with PyAV
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -29,15 +30,37 @@ class MediaError(ValueError):
     """A photo or video cannot be read; the message names the file and the reason."""
 
 
+def check_input_file(path: str | Path) -> Path:
+    """``path`` if it is a regular file that can be opened; :class:`MediaError` saying what it is otherwise (missing,
+    a folder, a FIFO or device, a symbolic link loop, not readable)."""
+    import errno
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        reasons = {errno.ENOENT: "no such file", errno.ELOOP: "a loop of symbolic links",
+                   errno.EACCES: "permission denied", errno.ENOTDIR: "no such file (a part of the path is a file)"}
+        raise MediaError(f"{path}: {reasons.get(exc.errno, exc.strerror or str(exc))}") from None
+    if stat.S_ISDIR(mode):
+        raise MediaError(f"{path}: a folder, not a file (batch reads folders: `facecast batch {path} -o OUT`)")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise MediaError(f"{path}: {kind}, not a regular file (give a file saved on disk)")
+    if not os.access(path, os.R_OK):
+        raise MediaError(f"{path}: permission denied")
+    return path
+
+
 def read_image(path: str | Path, working_side: int = WORKING_SIDE) -> np.ndarray:
     """Read a photo as RGB ``(H, W, 3)`` uint8, EXIF-rotated, any bit depth or colour model, at most
     ``working_side`` pixels on its longer side (:data:`WORKING_SIDE`); more than :data:`MAX_PIXELS` pixels
     is refused before anything is decoded."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"{path}: no such file")
+    path = check_input_file(path)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(path) as img:
@@ -55,7 +78,10 @@ def read_image(path: str | Path, working_side: int = WORKING_SIDE) -> np.ndarray
             return _to_rgb8(img)
     except MediaError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise MediaError(f"{path}: its header claims more than the {MAX_PIXELS // 10**6} MP a photo may have (a "
+                         "decompression bomb, or shrink it first)") from None
+    except UnidentifiedImageError as exc:
         raise MediaError(f"{path}: not a readable image ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"{path}: corrupt or truncated image ({exc})") from exc
@@ -110,8 +136,7 @@ class Frame:
 def _open(path: Path):
     import av
 
-    if not path.is_file():
-        raise MediaError(f"{path}: no such file")
+    check_input_file(path)
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: empty file (0 bytes)")
     try:

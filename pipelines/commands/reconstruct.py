@@ -24,7 +24,7 @@ from facecast.pipelines.export import EXPORTERS, ExportError, check_output, writ
 from facecast.pipelines.export.avatar import AvatarMesh, MaterialTexture, build_avatar
 from facecast.pipelines.export.coefficients import yaw_pitch_roll
 from facecast.pipelines.export.layout import MeshOptions
-from facecast.pipelines.media import read_image
+from facecast.pipelines.media import check_input_file, read_image
 from facecast.recon.fit.texture import TextureBaker, TextureConfig
 from facecast.recon.landmarks.hands import HandDetector
 from facecast.recon.landmarks.person import PersonSegmenter
@@ -218,6 +218,8 @@ def reconstruct(photo: str | Path | None, output: str | Path, extra_formats: tup
     output = check_output(output)
     for suffix in extra_formats:
         check_output(output.with_suffix(suffix))
+    if photo is not None:
+        check_input_file(photo)
     _keep_input(photo, output.parent, dict.fromkeys(_companions(output.stem, extra_formats, output.suffix)))
     image, source = load_photo(photo)
     own = pipeline is None

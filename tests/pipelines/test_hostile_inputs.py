@@ -233,3 +233,25 @@ def test_a_batch_glob_that_climbs_out_of_its_folder_works(tmp_path):
     result = runner.invoke(app, ["batch", pattern, "-o", str(tmp_path / "out"), "--job", "probe"])
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     assert len(list((tmp_path / "out").glob("*/probe.json"))) == 1
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("folder", "a folder, not a file"), ("fifo", "a FIFO, not a regular file"), ("device", "a device"),
+    ("loop", "a loop of symbolic links"), ("missing", "no such file"),
+])
+def test_an_input_that_is_not_a_file_says_what_it_is(tmp_path, kind, fragment):
+    """Issue #18: a symbolic link loop gave a traceback; a folder, a FIFO and /dev/zero said "no such file"."""
+    import os
+
+    path = {"folder": tmp_path / "photos", "fifo": tmp_path / "p.png", "device": "/dev/zero",
+            "loop": tmp_path / "loop.png", "missing": tmp_path / "nope.png"}[kind]
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "loop":
+        os.symlink(path, path)
+    for command in (["reconstruct", str(path), "-o", str(tmp_path / "h.glb")],
+                    ["track", str(path), "-o", str(tmp_path / "out")]):
+        _one_line_error(runner.invoke(app, command), str(path), fragment)
+    assert not (tmp_path / "h.glb").exists() and not (tmp_path / "out").exists()
