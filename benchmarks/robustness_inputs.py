@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from fractions import Fraction
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,7 @@ def write_clip(frames, path: Path, rotation: int = 0, rate: int = 24, pts: list[
         for k, image in enumerate(stored):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             if pts is not None:
-                frame.pts, frame.time_base = pts[k], stream.codec_context.time_base
+                frame.pts, frame.time_base = pts[k], Fraction(1, rate)
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
@@ -97,11 +98,11 @@ def switching_clip(frames, path: Path) -> Path:
     return path
 
 
-def no_face_then_face(frames, path: Path, blank: int = 60) -> Path:
-    """``blank`` frames of a textured wall, then ``frames``."""
+def no_face_then_face(frames, path: Path, blank: int = 60, faces: bool = True) -> Path:
+    """``blank`` frames of a textured wall, then ``frames`` (unless not ``faces``)."""
     rng = np.random.default_rng(0)
     wall = (rng.normal(120, 25, frames[0].shape).clip(0, 255)).astype(np.uint8)
-    return write_clip([wall] * blank + list(frames), path)
+    return write_clip([wall] * blank + (list(frames) if faces else []), path)
 
 
 def save_photo(rgb: np.ndarray, path: Path, mode: str = "RGB", **options) -> Path:

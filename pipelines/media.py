@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +166,20 @@ def _display_rotation(container, stream) -> int:
     return 0 if frame is None else round(float(frame.rotation or 0) / 90.0) % 4 * 90
 
 
+#: frame rates taken as they are declared; outside, the other declaration (or 30) is used
+PLAUSIBLE_FPS = (0.5, 1000.0)
+
+
+def _frame_rate(stream) -> float:
+    """The stream's average frame rate (frames / duration), or its declared one where the average is implausible
+    (a clip whose timestamps jump by an hour averages 0.003 frames/s), else 30."""
+    low, high = PLAUSIBLE_FPS
+    for rate in (stream.average_rate, stream.guessed_rate):
+        if rate and low <= float(rate) <= high:
+            return float(rate)
+    return 30.0
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Frame rate, frame count and size of the first video stream; the size as the frames are shown (a phone
     video stored on its side with a display rotation of 90 or 270 degrees swaps width and height)."""
@@ -174,7 +187,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     container = _open(path)
     with container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        rate = _frame_rate(stream)
         frames = stream.frames
         if not frames and stream.duration and stream.time_base:
             frames = int(round(float(stream.duration * stream.time_base) * float(rate)))

@@ -130,11 +130,11 @@ class OneEuroFilter:
 
 def _zero_phase(array: np.ndarray, fps: float, cutoff_hz: float, order: int) -> np.ndarray:
     """:func:`smooth_zero_phase` on a checked float64 ``(T, C)`` array."""
-    if not fps > 0 or not 0 < cutoff_hz < fps / 2:
-        raise ValueError(f"need 0 < cutoff_hz < fps / 2, got cutoff {cutoff_hz} Hz at {fps} fps")
+    if not (math.isfinite(fps) and fps > 0 and cutoff_hz > 0):
+        raise ValueError(f"need fps > 0 and cutoff_hz > 0, got cutoff {cutoff_hz} Hz at {fps} fps")
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
-    if array.shape[0] < 2:
+    if array.shape[0] < 2 or cutoff_hz >= fps / 2:  # at or above Nyquist a low-pass removes nothing sampled
         return array.copy()
     from scipy.signal import butter, sosfiltfilt  # ~2 s to import: only for the videos that need it
 
@@ -153,7 +153,8 @@ def smooth_zero_phase(values, fps: float, cutoff_hz: float = 4.0, order: int = 2
     The filter runs forwards and backwards, so the magnitude response is squared
     (``-6 dB`` at ``cutoff_hz``) and there is no delay. Both ends are padded by odd
     reflection (``2 x[0] - x[k]``), repeated when the track is shorter than the padding,
-    so short tracks work; a single frame comes back unchanged. Constant tracks stay
+    so short tracks work; a single frame comes back unchanged, and so does a track sampled too
+    slowly for the cutoff (``cutoff_hz >= fps / 2``: a time-lapse). Constant tracks stay
     constant and straight lines stay (nearly) straight.
     """
     array, restore = _as_numpy(values)

@@ -108,3 +108,34 @@ def test_a_stream_that_changes_its_frame_size_is_rescaled_and_said(upright, tmp_
     assert "the frame size changed mid-stream: 12 frames rescaled" in result.stderr
     assert "timestamps went back or repeated" in result.stderr  # the second part restarts at 0
     assert len((tmp_path / "take" / "coeffs.csv").read_text().splitlines()) - 1 == 24
+
+
+def test_a_driver_with_an_hour_long_timestamp_jump_is_closed_up(upright, tmp_path):
+    """Issue #18: the jump made the averaged frame rate 0.003 frames/s, and the smoothing filter gave a traceback
+    (before that, 108,001 resampled frames)."""
+    from fractions import Fraction
+
+    from gltf_tools import arkit_sphere_glb
+
+    from facecast.transfer.glb import read_glb
+
+    path = tmp_path / "gap.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.height, stream.width = upright[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for k, pts in enumerate([*range(6), *range(86400, 86406)]):  # frame 6 an hour after frame 5
+            frame = av.VideoFrame.from_ndarray(upright[k], format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 24)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    assert probe_video(path).fps == 24.0  # the declared rate, not the average over the hour
+    target = tmp_path / "sphere.glb"
+    target.write_bytes(arkit_sphere_glb())
+    result = CliRunner().invoke(app, ["transfer", "--driver", str(path), "--target", str(target), "-o",
+                                      str(tmp_path / "out.glb"), "--mode", "fast"])
+    assert result.exit_code == 0, result.output
+    assert "timestamp jumps closed up: 3599.8 s before frame 6" in result.stderr
+    document = read_glb((tmp_path / "out.glb").read_bytes()).document
+    times = document["accessors"][document["animations"][0]["samplers"][0]["input"]]
+    assert times["count"] == 12 and times["max"][0] < 1.0, times

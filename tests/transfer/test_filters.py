@@ -125,7 +125,7 @@ def test_zero_phase_handles_short_sequences(frames):
 
 def test_zero_phase_rejects_bad_parameters_and_keeps_tensor_type():
     with pytest.raises(ValueError, match="cutoff"):
-        smooth_zero_phase(np.zeros((10, 1)), FPS, cutoff_hz=15.0)
+        smooth_zero_phase(np.zeros((10, 1)), FPS, cutoff_hz=-1.0)
     with pytest.raises(ValueError, match=r"\(T, C\)"):
         smooth_zero_phase(np.zeros(10), FPS)
     with pytest.raises(ValueError, match="order"):
@@ -178,3 +178,12 @@ def test_smooth_rotations_short_and_torch():
     torch.testing.assert_close(out, single)
     with pytest.raises(ValueError, match=r"\(T, 3\)"):
         smooth_rotations(np.zeros((4, 4)), FPS)
+
+
+def test_a_track_sampled_below_twice_the_cutoff_comes_back_unchanged():
+    """A time-lapse (1 frame/s) under a 6 Hz cutoff: nothing sampled lies above the cutoff (issue #18: a
+    ValueError traceback from a driver whose frame rate was misread)."""
+    track = np.random.default_rng(0).normal(size=(20, 3))
+    assert np.array_equal(smooth_zero_phase(track, fps=1.0, cutoff_hz=6.0), track)
+    with pytest.raises(ValueError, match="fps > 0"):
+        smooth_zero_phase(track, fps=0.0)
