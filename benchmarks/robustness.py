@@ -134,8 +134,9 @@ def run_case(case: Case, work: Path, sources: make.Sources) -> Outcome | None:
         if case.then is not None:
             code, wall2, peak2, stderr = _run(argv(case.then), folder, env, None)
             wall, peak = wall + wall2, max(peak, peak2)
-        new = sorted(_files(folder) - before)
-        problem = case.check(folder, stderr) if case.check and code == 0 else None
+        new = sorted(f for f in _files(folder) - before if not any(fnmatch.fnmatch(f, k) for k in case.kept))
+        due = {"ok": (0,), "error": (2,), "either": (0, 2), "signal": (130, 143), "partial": (1,)}[case.expect]
+        problem = case.check(folder, stderr) if case.check and code in due else None
     finally:
         if case.tmpfs:
             subprocess.run(["umount", "-l", str(folder / "disk")], capture_output=True)

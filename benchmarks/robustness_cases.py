@@ -25,7 +25,8 @@ class Case:
     ``signal`` (killed by ``signal``: 130 / 143 and nothing left), ``partial`` (batch: 1, some inputs failed).
     prepare: writes the inputs into the case folder; check: returns what is wrong with a result that exited as
     expected (a silent wrong result), or None; signal: (signal, glob of a file that must appear first);
-    tmpfs: size of a tmpfs mounted at ``{dir}/disk``; then: a second command run after the first.
+    tmpfs: size of a tmpfs mounted at ``{dir}/disk``; then: a second command run after the first; kept: globs of
+    files (relative to the case folder) a failed run may leave: what a stopped batch finished and recorded.
     """
 
     name: str
@@ -37,6 +38,7 @@ class Case:
     signal: tuple[int, str] | None = None
     tmpfs: str | None = None
     then: tuple[str, ...] | None = None
+    kept: tuple[str, ...] = ()
 
 
 def _glb_count(pattern: str, least: int):
@@ -154,6 +156,11 @@ def cases() -> list[Case]:
              lambda d, s: make.save_photo(a(), d / "p.gif", "P")),
         Case("photo: WebP", "photo", (*rec, "{dir}/p.webp", "-o", "{dir}/h.glb", *FAST), "ok",
              lambda d, s: make.save_photo(a(), d / "p.webp")),
+        Case("photo: progressive JPEG", "photo", (*rec, "{dir}/pr.jpg", "-o", "{dir}/h.glb", *FAST), "ok",
+             lambda d, s: make.save_photo(a(), d / "pr.jpg", progressive=True, quality=90)),
+        Case("photo: multi-page TIFF", "photo", (*rec, "{dir}/m.tif", "-o", "{dir}/h.glb", *FAST), "ok",
+             lambda d, s: make.save_photo(a(), d / "m.tif", save_all=True,
+                                          append_images=[__import__("PIL.Image").Image.new("RGB", (64, 64))])),
         Case("photo: EXIF orientation 6", "photo", (*rec, "{dir}/e.jpg", "-o", "{dir}/h.glb", *FAST), "ok",
              lambda d, s: make.exif_rotated_jpeg(a(), d / "e.jpg"), _roll_within(15)),
         Case("photo: 50 MP JPEG", "photo", (*rec, "{dir}/big.jpg", "-o", "{dir}/h.glb", *FAST), "ok",
@@ -222,6 +229,15 @@ def cases() -> list[Case]:
              _write("t.mp4", "not a video\n" * 100)),
         Case("video: MP4 cut in half", "video", (*track, "{dir}/half.mp4", "-o", "{dir}/out", *FAST), "either",
              lambda d, s: (d / "half.mp4").write_bytes(make.write_clip(s.frames, d / "w.mp4").read_bytes()[:40000])),
+        Case("video: WebM (VP9)", "video", (*track, "{dir}/c.webm", "-o", "{dir}/out", *FAST), "ok",
+             lambda d, s: make.write_clip(s.frames[:12], d / "c.webm", codec="libvpx-vp9"), _frames(12, 12)),
+        Case("video: MKV (MPEG-4 part 2)", "video", (*track, "{dir}/c.mkv", "-o", "{dir}/out", *FAST), "ok",
+             lambda d, s: make.write_clip(s.frames[:12], d / "c.mkv", codec="mpeg4"), _frames(12, 12)),
+        Case("video: 4K frames", "video", (*track, "{dir}/k.mp4", "-o", "{dir}/out", *FAST), "ok",
+             lambda d, s: make.write_clip([__import__("cv2").resize(f, (2160, 3840)) for f in s.frames[:6]],
+                                          d / "k.mp4"), _frames(6, 6)),
+        Case("video: audio only", "video", (*track, "{dir}/a.m4a", "-o", "{dir}/out"), "error",
+             lambda d, s: make.write_audio(d / "a.m4a")),
         Case("video: one frame", "video", (*track, "{dir}/one.mp4", "-o", "{dir}/out", *FAST), "ok",
              lambda d, s: make.write_clip(s.frames[:1], d / "one.mp4"), _frames(1, 1)),
         Case("video: --max-frames 0", "video", (*track, "{talk}", "-o", "{dir}/out", "--max-frames", "0"), "error"),
@@ -290,21 +306,24 @@ def cases() -> list[Case]:
     batch_cases = [
         Case("batch: disk full (400 KB tmpfs)", "disk",
              ("batch", "{dir}/in", "-o", "{dir}/disk/b", "--job", "probe", "-O", "thumbnail_size=256", "--workers",
-              "1", "-q"), "error", _photos, _manifest_consistent, tmpfs="400k"),
+              "1", "-q"), "error", _photos, _manifest_consistent, tmpfs="400k",
+             kept=("disk/b/.lock", "disk/b/manifest.sqlite*", "disk/b/p*_png/*")),
         Case("batch: glob */../..", "batch", ("batch", "{dir}/photos/*/../..", "-o", "{dir}/out", "--job", "probe",
                                               "-q"), "ok", _tree),
         Case("batch: -O face_index=-1", "batch", ("batch", "{photo}", "-o", "{dir}/out", "--job", "reconstruct",
                                                   "-O", "face_index=-1"), "error"),
         Case("batch: a damaged manifest", "batch", ("batch", "{photo}", "-o", "{dir}/out", "--job", "probe", "-q"),
              "error", lambda d, s: ((d / "out").mkdir(), (d / "out" / "manifest.sqlite").write_bytes(
-                 b"SQLite format 3\0" + b"\x07" * 4000))),
+                 b"SQLite format 3\0" + b"\x07" * 4000)), kept=("out/.lock",)),  # (the batch folder's lock)
         Case("batch: Ray address nobody answers", "batch", ("batch", "{photo}", "-o", "{dir}/out", "--engine", "ray",
                                                             "--ray-address", "127.0.0.1:9"), "error"),
-        Case("live: missing video", "live", ("live", "--video", "{dir}/nope.mp4", "--duration", "2"), "error"),
+        Case("live: missing video", "live", ("live", "--video", "{dir}/nope.mp4", "--vmc", "127.0.0.1:39539",
+                                             "--duration", "2"), "error"),
         Case("live: VMC to a host that does not resolve", "live",
              ("live", "--video", "{talk}", "--vmc", "no-such-host.invalid:39539", "--duration", "2"), "error"),
         Case("live: a damaged profile", "live",
-             ("live", "--video", "{talk}", "--profile", "{dir}/p.json", "--duration", "2"), "error",
+             ("live", "--video", "{talk}", "--profile", "{dir}/p.json", "--vmc", "127.0.0.1:39539", "--duration",
+              "2"), "error",
              _write("p.json", '{"channels": {"jawOpen": {"gain": "loud"}}}')),
     ]
     return photo_cases + video_cases + target_cases + batch_cases

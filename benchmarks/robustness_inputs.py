@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import struct
-from fractions import Fraction
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -47,12 +47,13 @@ def portrait_frames(talk: Path, count: int = 30) -> tuple:
     return tuple(out)
 
 
-def write_clip(frames, path: Path, rotation: int = 0, rate: int = 24, pts: list[int] | None = None) -> Path:
-    """H.264 MP4 of ``frames``; stored turned so that a ``rotation`` display matrix shows them upright; ``pts``:
-    each frame's time in 1 / ``rate`` s (default 0, 1, 2, ...)."""
+def write_clip(frames, path: Path, rotation: int = 0, rate: int = 24, pts: list[int] | None = None,
+               codec: str = "libx264") -> Path:
+    """A clip of ``frames`` (H.264 unless ``codec``, container by suffix); stored turned so that a ``rotation``
+    display matrix shows them upright; ``pts``: each frame's time in 1 / ``rate`` s (default 0, 1, 2, ...)."""
     stored = [np.ascontiguousarray(np.rot90(f, -rotation // 90)) for f in frames]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
+        stream = container.add_stream(codec, rate=rate)
         stream.height, stream.width = stored[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         if rotation:
@@ -63,6 +64,21 @@ def write_clip(frames, path: Path, rotation: int = 0, rate: int = 24, pts: list[
                 frame.pts, frame.time_base = pts[k], Fraction(1, rate)
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
+    return path
+
+
+def write_audio(path: Path, seconds: float = 1.0) -> Path:
+    """An AAC file with a 440 Hz tone and no video stream."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(44100 * seconds)) / 44100)).astype(np.float32)
+        for start in range(0, len(tone), 1024):
+            frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp", layout="mono")
+            frame.sample_rate = 44100
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 

@@ -250,7 +250,7 @@ def run_ray(tasks: Sequence[Task], workers: int, address: str | None, max_retrie
 RAY_CONNECT_TIMEOUT = 5.0
 
 
-def _reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """:class:`BatchUsageError` at once when ``address`` (``HOST:PORT``, or ``ray://HOST:PORT``) takes no TCP
     connection within :data:`RAY_CONNECT_TIMEOUT` (``ray.init`` would retry for minutes)."""
     import socket
@@ -269,7 +269,7 @@ def _reachable(address: str) -> None:
 
 def _start_ray(ray, address: str | None, workers: int) -> None:
     if address:
-        _reachable(address)
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)

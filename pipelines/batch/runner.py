@@ -43,6 +43,7 @@ from facecast.pipelines.batch.engines import (
     TaskOutcome,
     available_cores,
     check_picklable,
+    check_reachable,
     run_local,
     run_ray,
 )
@@ -80,9 +81,11 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
     options = make_options(spec, job_options)
     check_picklable(spec, options)
     workers = _check_engine(engine, workers, ray_address, max_retries)
-    out = outputs.prepare_output_dir(output_dir)
+    if ray_address:
+        check_reachable(ray_address)
     patterns = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    items = expand_inputs(patterns, out)
+    items = expand_inputs(patterns, Path(output_dir).absolute())  # before the output folder: a usage error
+    out = outputs.prepare_output_dir(output_dir)                  # leaves no folder behind
     with outputs.exclusive(out), Manifest(out / outputs.MANIFEST_NAME) as manifest:
         outputs.clean_stale(out)
         state = _BatchState(out, manifest)

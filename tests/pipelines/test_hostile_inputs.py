@@ -182,6 +182,14 @@ def test_a_ray_address_nobody_answers_on_fails_fast(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in errors[0]
     assert time.perf_counter() - start < 10
+    assert not (tmp_path / "out").exists()  # found before the output folder is made
+
+
+def test_a_batch_that_cannot_start_leaves_no_output_folder(tmp_path):
+    """Issue #18: failures left empty output folders (here: a manifest and a lock for a glob matching nothing)."""
+    result = runner.invoke(app, ["batch", str(tmp_path / "nothing" / "*.mp4"), "-o", str(tmp_path / "out")])
+    _one_line_error(result, "no input files matched")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_a_full_disk_during_track_is_one_line_and_leaves_nothing(tmp_path, shared_dir, monkeypatch):
