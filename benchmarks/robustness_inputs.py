@@ -48,11 +48,12 @@ def portrait_frames(talk: Path, count: int = 30) -> tuple:
 
 
 def write_clip(frames, path: Path, rotation: int = 0, rate: int = 24, pts: list[int] | None = None,
-               codec: str = "libx264") -> Path:
+               codec: str = "libx264", faststart: bool = False) -> Path:
     """A clip of ``frames`` (H.264 unless ``codec``, container by suffix); stored turned so that a ``rotation``
-    display matrix shows them upright; ``pts``: each frame's time in 1 / ``rate`` s (default 0, 1, 2, ...)."""
+    display matrix shows them upright; ``pts``: each frame's time in 1 / ``rate`` s (default 0, 1, 2, ...);
+    ``faststart``: the MP4 index before the frames (as streaming sites write it)."""
     stored = [np.ascontiguousarray(np.rot90(f, -rotation // 90)) for f in frames]
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.height, stream.width = stored[0].shape[:2]
         stream.pix_fmt = "yuv420p"
@@ -79,6 +80,14 @@ def write_audio(path: Path, seconds: float = 1.0) -> Path:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def cut_in_half(source: Path, path: Path, keep: float = 0.5) -> Path:
+    """The first ``keep`` of ``source``'s bytes at ``path`` (``source`` removed): a download that stopped."""
+    data = source.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    source.unlink()
     return path
 
 

@@ -207,6 +207,8 @@ class DecodeReport:
     resized: int = 0
     #: frames whose time did not increase (timestamps that restart or repeat), given the next frame's slot
     retimed: int = 0
+    #: (seconds decoded, seconds the header declares) when decoding ended well before the declared end (a cut file)
+    ended_early: tuple[float, float] | None = None
 
     def warning(self, path: str | Path) -> str | None:
         parts = []
@@ -218,7 +220,22 @@ class DecodeReport:
             parts.append(f"the frame size changed mid-stream: {self.resized} frames rescaled to the first one's")
         if self.retimed:
             parts.append(f"{self.retimed} frames' timestamps went back or repeated: placed one frame apart")
+        if self.ended_early:
+            got, declared = self.ended_early
+            parts.append(f"the video ends early, at {got:.2f} s of the {declared:.2f} s its header declares (a cut or "
+                         "unfinished file?); the frames up to there are tracked")
         return f"{path}: " + "; ".join(parts) if parts else None
+
+
+def _early_end(stream, last_time: float | None, rate: float) -> tuple[float, float] | None:
+    """(end decoded, end declared) in seconds when the last frame came more than max(0.5 s, 5 frames) before the
+    end the stream's header declares (its duration, edit lists applied); None otherwise or without a duration."""
+    if last_time is None or not stream.duration or not stream.time_base:
+        return None
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    declared = float(stream.duration * stream.time_base)
+    got = last_time - start + 1.0 / rate
+    return (got, declared) if declared - got > max(0.5, 5.0 / rate) else None
 
 
 #: consecutive undecodable packets after which a video counts as broken from there on
@@ -244,7 +261,7 @@ def iter_frames(path: str | Path, max_frames: int | None = None, report: DecodeR
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or 30)
+        rate = _frame_rate(stream)
         try:
             for packet in container.demux(stream):
                 try:
@@ -281,5 +298,6 @@ def iter_frames(path: str | Path, max_frames: int | None = None, report: DecodeR
         except av.error.FFmpegError as exc:  # the container itself breaks off: keep what decoded
             if count == 0:
                 raise MediaError(f"{path}: corrupt video ({exc})") from exc
+        report.ended_early = _early_end(stream, last_time, rate)
     if count == 0:
         raise MediaError(f"{path}: the video has no decodable frames")

@@ -139,3 +139,28 @@ def test_a_driver_with_an_hour_long_timestamp_jump_is_closed_up(upright, tmp_pat
     document = read_glb((tmp_path / "out.glb").read_bytes()).document
     times = document["accessors"][document["animations"][0]["samplers"][0]["input"]]
     assert times["count"] == 12 and times["max"][0] < 1.0, times
+
+
+def test_a_video_cut_short_says_so(upright, tmp_path, shared_dir):
+    """Issue #18 (no silent wrong result): a download that stopped decodes only its first frames; the track says
+    the video ends before the end its header declares. Whole videos (obama's edit list too) say nothing."""
+    from facecast.pipelines.media import DecodeReport
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:  # the index first
+        stream = container.add_stream("libx264", rate=24)
+        stream.height, stream.width = upright[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for image in upright:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.7)])
+    report = DecodeReport()
+    frames = list(iter_frames(cut, report=report))
+    assert 1 <= len(frames) < FRAMES and report.ended_early is not None
+    assert report.ended_early[1] == pytest.approx(FRAMES / 24, abs=0.05)
+    assert "the video ends early, at" in report.warning(cut)
+    for path in (whole, *sorted((shared_dir / "media/videos").glob("*.mp4"))):
+        report = DecodeReport()
+        assert list(iter_frames(path, report=report)) and report.ended_early is None, path
