@@ -91,7 +91,9 @@ def _run(args: list[str], folder: Path, env: dict, kill: tuple[int, str] | None)
         while process.poll() is None:
             now, hwm = _tree_rss_mb(process.pid)
             peak = max(peak, now, hwm)
-            if not sent and list(folder.glob(kill[1])):
+            due = time.perf_counter() - start >= kill[1] if not sent and isinstance(kill[1], float) else \
+                not sent and bool(list(folder.glob(kill[1])))
+            if due:
                 process.send_signal(kill[0])
                 sent = True
             if time.perf_counter() - start > 2 * LIMIT_S:

@@ -24,7 +24,8 @@ class Case:
     expect: ``ok`` (exit 0), ``error`` (exit 2, one ``error:`` line), ``either`` (one of those),
     ``signal`` (killed by ``signal``: 130 / 143 and nothing left), ``partial`` (batch: 1, some inputs failed).
     prepare: writes the inputs into the case folder; check: returns what is wrong with a result that exited as
-    expected (a silent wrong result), or None; signal: (signal, glob of a file that must appear first);
+    expected (a silent wrong result), or None; signal: (signal, glob of a file that must appear first, or the
+    seconds to wait);
     tmpfs: size of a tmpfs mounted at ``{dir}/disk``; then: a second command run after the first; kept: globs of
     files (relative to the case folder) a failed run may leave: what a stopped batch finished and recorded.
     """
@@ -35,7 +36,7 @@ class Case:
     expect: str
     prepare: Callable[[Path, make.Sources], object] | None = None
     check: Callable[[Path, str], str | None] | None = None
-    signal: tuple[int, str] | None = None
+    signal: tuple[int, str | float] | None = None
     tmpfs: str | None = None
     then: tuple[str, ...] | None = None
     kept: tuple[str, ...] = ()
@@ -261,6 +262,14 @@ def cases() -> list[Case]:
              signal=(signal.SIGINT, "out/.facecast-track-*/*")),
         Case("signal: SIGTERM during track", "signal", (*track, "{talk}", "-o", "{dir}/out"), "signal",
              signal=(signal.SIGTERM, "out/.facecast-track-*/*")),
+        Case("signal: SIGINT during transfer (at 4 s)", "signal",
+             ("transfer", "--driver", "{talk}", "--target", "{avatar}", "-o", "{dir}/out.glb"), "signal",
+             signal=(signal.SIGINT, 4.0)),
+        Case("signal: SIGTERM during batch", "signal",
+             ("batch", "{dir}/in", "-o", "{dir}/b", "--job", "track", "-O", "mode=fast", "--workers", "1", "-q"),
+             "signal", lambda d, s: [make.write_clip(s.frames, d / "in" / f"c{k}.mp4") for k in range(3)
+                                     if (d / "in").mkdir(exist_ok=True) or True],
+             signal=(signal.SIGTERM, "b/c0_mp4/*"), kept=("b/.lock", "b/manifest.sqlite*", "b/c0_mp4/*")),
         Case("signal: SIGKILL during track, then a rerun", "signal", (*track, "{talk}", "-o", "{dir}/out", *FAST),
              "ok", signal=(signal.SIGKILL, "out/.facecast-track-*/*"),
              then=(*track, "{talk}", "-o", "{dir}/out", "--max-frames", "10", *FAST)),
@@ -278,6 +287,8 @@ def cases() -> list[Case]:
                                                      + s.avatar.read_bytes()[8:])),
         Case("target: GLB cut mid-BIN", "target", (*tr, "--target", "{dir}/cut.glb"), "error",
              lambda d, s: (d / "cut.glb").write_bytes(s.avatar.read_bytes()[:-200000])),
+        Case("target: GLB cut mid-BIN, header length fixed", "target", (*tr, "--target", "{dir}/cut.glb"), "error",
+             lambda d, s: (d / "cut.glb").write_bytes(make.cut_glb(s.avatar.read_bytes(), 200000))),
         Case("target: zero quaternion", "target", (*tr, "--target", "{dir}/q.glb"), "error",
              lambda d, s: avatar_edit(s.avatar, d / "q.glb", make.set_nodes(rotation=[0, 0, 0, 0]))),
         Case("target: NaN rotation", "target", (*tr, "--target", "{dir}/n.glb"), "error",

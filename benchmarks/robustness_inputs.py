@@ -187,6 +187,14 @@ def glb_with(avatar: Path, path: Path, edit) -> Path:
     return path
 
 
+def cut_glb(data: bytes, drop: int) -> bytes:
+    """A GLB with its last ``drop`` bytes gone and the header's total length made to match (the BIN chunk's own
+    length still claims the bytes that went)."""
+    cut = bytearray(data[:-drop])
+    struct.pack_into("<I", cut, 8, len(cut))
+    return bytes(cut)
+
+
 def gltf_with_files(avatar: Path, folder: Path, keep_buffer: bool = True) -> Path:
     """``avatar`` as a ``.gltf`` with its buffer in a ``.bin`` beside it (or the ``.bin`` missing)."""
     base = read_glb(avatar.read_bytes())

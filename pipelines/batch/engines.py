@@ -143,7 +143,10 @@ def crash_outcome(task: Task, detail: str = "") -> TaskOutcome:
 
 
 def _init_worker(threads: int, parent: int) -> None:
-    limit_malloc_arenas()
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the batch process
+    limit_malloc_arenas()                         # answers it and ends the workers (no traceback from each)
     limit_threads(threads)
     _die_with_parent(parent)
 
@@ -213,9 +216,25 @@ def _drain(queue: deque[Task], workers: int, window: int, on_start: OnStart,
                     broken.append(task)
                 else:
                     on_done(future.result())
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM: stop now, not after the inputs in flight
+        _end_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return broken
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate this process's worker processes (the pool's: the batch process starts no others); the inputs
+    they held stay unfinished, for a rerun."""
+    import multiprocessing
+
+    pool.shutdown(wait=False, cancel_futures=True)
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=5)
 
 
 def _with_threads(task: Task, threads: int) -> Task:

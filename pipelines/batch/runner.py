@@ -98,6 +98,9 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
                     run_local(tasks, workers, state.on_start, state.on_done)
         except DiskFullError as exc:
             raise _stop_for_disk(out, manifest, items) from exc
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM: no temporary folder left, nothing lost
+            _hand_back(out, manifest, items)
+            raise
         reports = tuple(InputReport.from_row(manifest.get(i.key), i.key in state.ran) for i in items)
     return BatchSummary(spec.name, engine, workers, str(out), str(out / outputs.MANIFEST_NAME),
                         reports, time.perf_counter() - start)
@@ -155,8 +158,8 @@ class _BatchState:
             self.progress.advance(outcome.ok, outcome.frames)
 
 
-def _stop_for_disk(out: Path, manifest: Manifest, items: Sequence[BatchInput]) -> DiskFullError:
-    """Remove the unfinished work, hand started inputs back (pending) and say where the batch stands."""
+def _hand_back(out: Path, manifest: Manifest, items: Sequence[BatchInput]) -> int:
+    """Remove the unfinished work and hand started inputs back (pending); returns how many inputs are done."""
     outputs.clean_stale(out)
     done = 0
     for item in items:
@@ -164,6 +167,12 @@ def _stop_for_disk(out: Path, manifest: Manifest, items: Sequence[BatchInput]) -
         done += row is not None and row.status == "done"
         with contextlib.suppress(DiskFullError):
             manifest.mark_pending(item.key)
+    return done
+
+
+def _stop_for_disk(out: Path, manifest: Manifest, items: Sequence[BatchInput]) -> DiskFullError:
+    """Remove the unfinished work, hand started inputs back (pending) and say where the batch stands."""
+    done = _hand_back(out, manifest, items)
     return DiskFullError(f"no space left on the disk holding {out}: the batch stopped with {done} of {len(items)} "
                          "inputs done (kept and recorded); free some space and run the same command again to go on")
 

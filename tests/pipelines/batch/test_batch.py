@@ -108,6 +108,33 @@ def test_kill_9_leaves_no_partial_outputs_and_the_rerun_resumes(tmp_path):
     assert not list(out.glob(".tmp-*")) and visible_dirs_with_files(out) == set(rows)
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_stop_at_once_and_leave_no_temporary_folder(tmp_path, stop):
+    """Issue #18: SIGTERM during a batch left the in-flight input's `.tmp-*` folder, after waiting for it."""
+    from pathlib import Path
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    for index in range(4):
+        write_photo(src / f"p{index}.png", (index * 60, 100, 50))
+    command = [str(Path(sys.executable).parent / "facecast"), "batch", str(src), "-o", str(out), "--job", "probe",
+               "--workers", "1", "-q", "-O", "delay_s=4"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not visible_dirs_with_files(out) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the next input is in its 4 s of work
+    sent = time.monotonic()
+    process.send_signal(stop)
+    stderr = process.communicate(timeout=30)[1]
+    assert time.monotonic() - sent < 3.0, "waited for the input in flight"
+    assert process.returncode == 128 + stop and "Traceback" not in stderr, stderr
+    rows = manifest_rows(out)
+    assert sorted(r["status"] for r in rows.values()) == ["done", "pending", "pending", "pending"], rows
+    assert not list(out.glob(".tmp-*")) and visible_dirs_with_files(out) == {"p0_png"}
+    again = batch.run(src, out, job="probe", workers=1)
+    assert again.exit_code == 0 and again.processed == 3
+
+
 # --- command line ------------------------------------------------------------------------------
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
