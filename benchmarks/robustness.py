@@ -123,12 +123,12 @@ def run_case(case: Case, work: Path, sources: make.Sources) -> Outcome | None:
     if case.tmpfs and not _mount(folder / "disk", case.tmpfs):
         return None
     try:
-        if case.prepare is not None:
-            case.prepare(folder, sources)
+        held = case.prepare(folder, sources) if case.prepare is not None else None  # (a socket stays open)
         before = _files(folder)
         env = {**os.environ, "TMPDIR": str(folder / "tmp"), "COLUMNS": "100"}
         values = {"dir": str(folder), "photo": str(sources.photo), "talk": str(sources.talk),
-                  "avatar": str(sources.avatar), "take": str(sources.take)}
+                  "avatar": str(sources.avatar), "take": str(sources.take),
+                  "port": str(held.getsockname()[1]) if hasattr(held, "getsockname") else ""}
 
         def argv(args):
             return [_facecast(), *(a.format(**values) for a in args)]
@@ -136,6 +136,7 @@ def run_case(case: Case, work: Path, sources: make.Sources) -> Outcome | None:
         if case.then is not None:
             code, wall2, peak2, stderr = _run(argv(case.then), folder, env, None)
             wall, peak = wall + wall2, max(peak, peak2)
+        del held
         new = sorted(f for f in _files(folder) - before if not any(fnmatch.fnmatch(f, k) for k in case.kept))
         due = {"ok": (0,), "error": (2,), "either": (0, 2), "signal": (130, 143), "partial": (1,)}[case.expect]
         problem = case.check(folder, stderr) if case.check and code in due else None

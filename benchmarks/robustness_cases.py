@@ -125,6 +125,16 @@ def _tree(folder: Path, sources: make.Sources) -> None:
         (folder / "photos" / sub / "face.png").write_bytes(sources.photo.read_bytes())
 
 
+def _listening(folder: Path, sources: make.Sources):
+    """A TCP socket listening on 127.0.0.1 (its port is ``{port}``; it stays open while the case runs)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    return server
+
+
 def _astronaut() -> np.ndarray:
     from skimage import data
 
@@ -337,6 +347,9 @@ def cases() -> list[Case]:
                                              "--duration", "2"), "error"),
         Case("live: VMC to a host that does not resolve", "live",
              ("live", "--video", "{talk}", "--vmc", "no-such-host.invalid:39539", "--duration", "2"), "error"),
+        Case("live: viewer port in use", "live",
+             ("live", "--video", "{talk}", "--view", "--view-port", "{port}", "--duration", "2"), "error", _listening),
+        Case("live: VMC port 99999", "live", ("live", "--video", "{talk}", "--vmc", "127.0.0.1:99999"), "error"),
         Case("live: a damaged profile", "live",
              ("live", "--video", "{talk}", "--profile", "{dir}/p.json", "--vmc", "127.0.0.1:39539", "--duration",
               "2"), "error",

@@ -284,7 +284,10 @@ def _response(status: HTTPStatus, body: bytes, kind: str) -> Response:
 
 
 def _bind_error(error: OSError, host: str, port: int) -> OSError:
-    why = PortInUseError(f"port {port} is in use: pass --view-port") if error.errno == errno.EADDRINUSE else \
-        SenderError(f"cannot listen on {host}:{port} for the viewer: {error.strerror or error}")
+    if error.errno == errno.EADDRINUSE:
+        why: OSError = PortInUseError(f"port {port} is in use (another program listens on it): choose another with "
+                                      "--view-port")
+    else:
+        why = SenderError(f"cannot listen on {host}:{port} for the viewer: {error.strerror or error}")
     why.errno = error.errno
     return why

@@ -118,7 +118,7 @@ def test_a_taken_viewer_port_is_one_line(clip):
         result = runner.invoke(app, ["live", "--video", str(clip), "--view", "--view-port", str(port)])
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and f"port {port} is in use: pass --view-port" in lines[0], result.output
+    assert len(lines) == 1 and f"port {port} is in use (another program listens on it)" in lines[0], result.output
 
 
 def test_calibrate_saves_a_profile_whose_rest_pose_the_next_session_removes(shared_dir, tmp_path):
