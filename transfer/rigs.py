@@ -35,6 +35,7 @@ from scipy.spatial.transform import Rotation
 
 from facecast.recon.model.arkit import ARKIT_52, SPLIT_SHAPES, arkit_matrix, camel_from_ict
 from facecast.transfer.glb import read_glb
+from facecast.transfer.gltf_schema import check_gltf
 from facecast.transfer.json_files import identity_weights, read_json_file
 
 N_CHANNELS = 53
@@ -272,7 +273,7 @@ def read_document(data: bytes, source: str) -> dict:
             raise ValueError(f"{source} is neither a GLB nor valid glTF JSON ({exc})") from exc
     if not isinstance(document, dict) or "asset" not in document:
         raise ValueError(f"{source}: not a glTF document (no 'asset')")
-    return document
+    return check_gltf(document, source)
 
 
 def mesh_target_names(mesh: dict) -> list[str] | None:

@@ -34,7 +34,8 @@ def _mesh(names: list[str] | None, count: int | None = None, per_primitive: bool
 
 def _doc(meshes: list[dict], nodes: list[dict] | None = None, extensions: dict | None = None) -> dict:
     doc = {"asset": {"version": "2.0"}, "meshes": meshes,
-           "nodes": nodes if nodes is not None else [{"mesh": k} for k in range(len(meshes))]}
+           "nodes": nodes if nodes is not None else [{"mesh": k} for k in range(len(meshes))],
+           "accessors": [{"count": 3, "type": "VEC3", "componentType": 5126}]}  # what POSITION 0 points at
     if extensions:
         doc["extensions"] = extensions
     return doc

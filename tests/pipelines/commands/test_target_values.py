@@ -62,3 +62,24 @@ def test_the_command_refuses_it_before_tracking(shared_dir, tmp_path):
                                       "--target", str(target), "-o", str(tmp_path / "out.glb")])
     assert result.exit_code == 2 and "not a unit quaternion" in result.stderr, result.output
     assert time.perf_counter() - start < 20 and not (tmp_path / "out.glb").exists()
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda d: d.__setitem__("meshes", [1, 2]), "meshes[0] must be an object, got 1"),
+    (lambda d: d["nodes"][0].__setitem__("mesh", "head"), "nodes[0].mesh must be an index into meshes"),
+    (lambda d: d["nodes"][0].__setitem__("children", [99]), "nodes[0].children[0] must be an index into nodes"),
+    (lambda d: d["meshes"][0]["primitives"][0]["attributes"].__setitem__("POSITION", 10**6),
+     "meshes[0].primitives[0].attributes.POSITION must be an index into accessors"),
+    (lambda d: d["accessors"][0].__setitem__("bufferView", -1), "accessors[0].bufferView must be an index"),
+    (lambda d: d.__setitem__("scene", "a"), "'scene' must be an index into scenes"),
+])
+def test_a_malformed_document_names_the_member(model, tmp_path, edit, fragment):
+    """Issue #18: wrong JSON types in targets gave Python errors ('int' object has no attribute 'get')."""
+    base = read_glb(arkit_sphere_glb())
+    document = copy.deepcopy(base.document)
+    edit(document)
+    target = tmp_path / "target.glb"
+    target.write_bytes(write_glb(GlbChunks(document, base.binary)))
+    with pytest.raises(UserError) as info:
+        load_target(target, model)
+    assert f"{target}: malformed glTF: {fragment}" in str(info.value), info.value
