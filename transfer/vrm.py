@@ -267,6 +267,9 @@ class VrmRig:
         """Read the VRM extension; ``mapping``: override file path or parsed dict."""
         extensions = document.get("extensions") or {}
         nodes = document.get("nodes", [])
+        for name in ("VRMC_vrm", "VRM"):
+            if name in extensions and not isinstance(extensions[name], dict):
+                raise ValueError(f"{source}: its {name} extension must be an object, got {extensions[name]!r:.40}")
         try:
             if "VRMC_vrm" in extensions:
                 version, facing, expressions = "1.0", "+z", _vrm1_expressions(extensions["VRMC_vrm"], nodes)

@@ -26,6 +26,11 @@ def _with_nodes(**values) -> bytes:
     return write_glb(GlbChunks(document, base.binary))
 
 
+def _with_extension(value) -> bytes:
+    base = read_glb(arkit_sphere_glb())
+    return write_glb(GlbChunks({**base.document, "extensions": {"VRM": value}}, base.binary))
+
+
 def _cut(data: bytes, size: int) -> bytes:
     return data[:size]
 
@@ -41,6 +46,7 @@ def _cut(data: bytes, size: int) -> bytes:
     (lambda: arkit_sphere_glb()[:4] + struct.pack("<I", 1) + arkit_sphere_glb()[8:], ("version 1 (glTF 1.0)",)),
     (lambda: arkit_sphere_glb()[:-10], ("truncated GLB: its header declares",)),
     (lambda: _cut(arkit_sphere_glb(), 2000), ("truncated GLB",)),
+    (lambda: _with_extension("x"), ("its VRM extension must be an object, got 'x'",)),
 ])
 def test_a_target_with_bad_values_is_one_error_naming_it(model, tmp_path, make, fragments):
     target = tmp_path / "target.glb"
