@@ -7,6 +7,9 @@ Ctrl-C ends a session cleanly: the senders close, the source stops, a recording 
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -102,25 +105,30 @@ class LiveSession:
         """Each frame after it was sent (and recorded); the session's figures in :attr:`stats`."""
         start = time.perf_counter()
         for frame in self.tracker.frames(self.source):
-            for sender in self.senders:
-                sender.send(frame)
-            if self.recorder is not None and self.tracker.last_tracked is not None:
-                self.recorder.add(self.tracker.last_tracked, self.tracker.last_rgb)
-            now = time.perf_counter()
-            stats = self.stats
-            stats.seconds = now - start
-            if stats.seconds >= WARMUP and self._steady_from is None:
-                self._steady_from, self._steady_start = self.source.stats(), now
-            for figures in (stats, self.steady) if self._steady_from is not None else (stats,):
-                figures.add_latency(now - frame.decoded)
-                figures.frames += 1
-                figures.detected += int(frame.detected)
-            if self._steady_from is not None:
-                self.steady.seconds = now - self._steady_start
-            stats.delivered, stats.dropped = self.source.stats()
+            with whole_frame():  # Ctrl-C lands between frames: each is sent to all, recorded and counted, or not
+                self._deliver(frame, start)
             yield frame
+            stats = self.stats
             if self.duration is not None and stats.seconds >= self.duration:
                 return
+
+    def _deliver(self, frame: LiveFrame, start: float) -> None:
+        for sender in self.senders:
+            sender.send(frame)
+        if self.recorder is not None and self.tracker.last_tracked is not None:
+            self.recorder.add(self.tracker.last_tracked, self.tracker.last_rgb)
+        now = time.perf_counter()
+        stats = self.stats
+        stats.seconds = now - start
+        if stats.seconds >= WARMUP and self._steady_from is None:
+            self._steady_from, self._steady_start = self.source.stats(), now
+        for figures in (stats, self.steady) if self._steady_from is not None else (stats,):
+            figures.add_latency(now - frame.decoded)
+            figures.frames += 1
+            figures.detected += int(frame.detected)
+        if self._steady_from is not None:
+            self.steady.seconds = now - self._steady_start
+        stats.delivered, stats.dropped = self.source.stats()
 
     def run(self, on_frame: Callable[[LiveFrame, LiveStats], None] | None = None) -> LiveStats:
         """Run to the end (the source ends, ``duration`` passes, or Ctrl-C); returns the figures. The
@@ -153,6 +161,23 @@ class LiveSession:
             else:
                 self.recorded = self.recorder.close({"source": self.source.label, "frames_sent": self.stats.frames})
             self.recorder = None
+
+
+@contextlib.contextmanager
+def whole_frame() -> Iterator[None]:
+    """Hold a SIGINT (Ctrl-C) that arrives inside the block until the block is done, then raise it as
+    ``KeyboardInterrupt``. Only on the main thread (elsewhere Python delivers no signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 __all__ = ["LiveSession", "LiveStats", "SourceError", "open_source"]

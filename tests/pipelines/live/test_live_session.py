@@ -155,3 +155,33 @@ def test_calibrate_saves_a_profile_whose_rest_pose_the_next_session_removes(shar
     mirrored = heads("--mirror")
     yaw_of = lambda rs: np.median([r.as_euler("YXZ")[0] for r in rs])  # noqa: E731
     assert np.sign(yaw_of(turned)) == -np.sign(yaw_of(mirrored)) and abs(yaw_of(turned)) > np.radians(5)
+
+
+class _Counting:
+    """An in-process sender that keeps the frame numbers it was given; ``interrupt_at``: on that frame it sends
+    SIGINT to this process from inside ``send`` (Ctrl-C landing while a frame goes out)."""
+
+    def __init__(self, name: str, interrupt_at: int | None = None) -> None:
+        self.name, self.interrupt_at, self.frames = name, interrupt_at, []
+
+    def send(self, frame) -> None:
+        self.frames.append(frame.index)
+        if len(self.frames) == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def close(self) -> None:
+        pass
+
+
+def test_ctrl_c_during_a_frame_still_sends_it_to_every_sender(model, shared_dir):
+    """Issue #18 (a CI run): Ctrl-C landed between two senders, so one got a frame the other did not, and the
+    session's count missed it. Now a frame goes to all senders and is counted, or to none."""
+    from facecast.pipelines.live.session import LiveSession
+    from facecast.pipelines.live.sources import open_video
+    from facecast.pipelines.live.tracker import LiveConfig, LiveTracker
+
+    first, second = _Counting("first", interrupt_at=5), _Counting("second")
+    session = LiveSession(open_video(shared_dir / "media/videos/talk1.mp4"), LiveTracker(model, LiveConfig()),
+                          [first, second])
+    stats = session.run()
+    assert stats.interrupted and first.frames == second.frames and len(first.frames) == stats.frames == 5
