@@ -33,6 +33,10 @@ class DatagramSender:
         self._socket: socket.socket | None = socket.socket(family, socket.SOCK_DGRAM)
         self._socket.setblocking(False)
 
+    @property
+    def closed(self) -> bool:
+        return self._socket is None
+
     def send_datagram(self, data: bytes) -> None:
         if self._socket is None:
             return

@@ -54,11 +54,10 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.udp_client import UDPClient
 
 from facecast.pipelines.live.frame import CHANNELS, LiveFrame
 from facecast.pipelines.live.presets import VRM0_NAMES, vrm_presets
-from facecast.pipelines.live.senders.udp import resolve
+from facecast.pipelines.live.senders.udp import DatagramSender
 
 #: the port VMC receivers (VSeeFace, VNyan, Warudo, VMagicMirror) listen on by default
 PORT = 39539
@@ -167,7 +166,7 @@ def pack_bundles(messages: list[OscMessage], max_datagram: int) -> list[OscBundl
     return bundles
 
 
-class VmcSender:
+class VmcSender(DatagramSender):
     """Sends each :class:`LiveFrame` as VMC bundles to ``host:port`` (UDP; see the module docstring for what a
     frame contains and the other options, :class:`VmcOptions`). Never raises for an absent receiver: each failed
     datagram is counted in :attr:`errors`; :attr:`datagrams` counts those sent. ``send`` after ``close`` is a
@@ -178,12 +177,8 @@ class VmcSender:
     def __init__(self, host: str = "127.0.0.1", port: int = PORT, *, perfect_sync: PerfectSync = "pascal",
                  presets: Presets = "vrm0", eye_bones: bool = True, move_root: bool = True,
                  max_datagram: int = 1400) -> None:
-        resolve(host, port)
+        super().__init__(host, port)
         self.options = VmcOptions(perfect_sync, presets, eye_bones, move_root, max_datagram)
-        self.host, self.port = host, port
-        self.errors = 0
-        self.datagrams = 0
-        self._client: UDPClient | None = UDPClient(host, port)
 
     def bundles(self, frame: LiveFrame) -> list[OscBundle]:
         """The bundles (one datagram each) that :meth:`send` writes for ``frame``."""
@@ -191,21 +186,10 @@ class VmcSender:
 
     def send(self, frame: LiveFrame) -> None:
         """Send ``frame`` (also when ``frame.detected`` is False: the held pose, tracking status 0)."""
-        if self._client is None:
+        if self.closed:
             return
         for bundle in self.bundles(frame):
-            try:
-                self._client.send(bundle)
-            except OSError:
-                self.errors += 1
-            else:
-                self.datagrams += 1
-
-    def close(self) -> None:
-        """Close the socket (idempotent)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+            self.send_datagram(bundle.dgram)
 
 
 def _message(address: str, args: list[tuple[object, str]]) -> OscMessage:
