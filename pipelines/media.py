@@ -65,8 +65,7 @@ def read_image(path: str | Path, working_side: int = WORKING_SIDE) -> np.ndarray
         with Image.open(path) as img:
             width, height = img.size
             if width * height > MAX_PIXELS:
-                raise MediaError(f"{path}: {width} x {height} pixels is more than the {MAX_PIXELS // 10**6} MP "
-                                 "a photo may have (a decompression bomb, or shrink it first)")
+                raise _too_many_pixels(path, f"{width} x {height} pixels is")
             scale = working_side / max(width, height)
             if scale < 1 and img.format == "JPEG":
                 img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))  # decode smaller
@@ -77,13 +76,17 @@ def read_image(path: str | Path, working_side: int = WORKING_SIDE) -> np.ndarray
             return _to_rgb8(img)
     except MediaError:
         raise
-    except Image.DecompressionBombError:
-        raise MediaError(f"{path}: its header claims more than the {MAX_PIXELS // 10**6} MP a photo may have (a "
-                         "decompression bomb, or shrink it first)") from None
+    except Image.DecompressionBombError:  # PIL refuses some headers before ours can
+        raise _too_many_pixels(path, "its header claims") from None
     except UnidentifiedImageError as exc:
         raise MediaError(f"{path}: not a readable image ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"{path}: corrupt or truncated image ({exc})") from exc
+
+
+def _too_many_pixels(path: Path, what: str) -> MediaError:
+    return MediaError(f"{path}: {what} more than the {MAX_PIXELS // 10**6} MP a photo may have (a decompression "
+                      "bomb, or shrink it first)")
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -153,8 +156,13 @@ def upright(frame) -> np.ndarray:
     portrait video as landscape frames with a 90 / 180 / 270 degree rotation to show them with), the way
     players and FFmpeg's autorotate show it: counter-clockwise by ``frame.rotation`` degrees."""
     rgb = frame.to_ndarray(format="rgb24")
-    quarter = round(float(frame.rotation or 0) / 90.0) % 4
+    quarter = _quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(rgb, quarter)) if quarter else rgb
+
+
+def _quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns (0-3) of a decoded frame's display rotation."""
+    return round(float(frame.rotation or 0) / 90.0) % 4
 
 
 def _display_rotation(container, stream) -> int:
@@ -163,7 +171,7 @@ def _display_rotation(container, stream) -> int:
         frame = next(container.decode(stream), None)
     except Exception:  # noqa: BLE001 - probing only: decoding errors are reported by iter_frames
         return 0
-    return 0 if frame is None else round(float(frame.rotation or 0) / 90.0) % 4 * 90
+    return 0 if frame is None else _quarter_turns(frame) * 90
 
 
 #: frame rates taken as they are declared; outside, the other declaration (or 30) is used
