@@ -53,6 +53,22 @@ def is_user_error(exc: BaseException) -> bool:
     return False
 
 
+def exception_chain(exc: BaseException | None, limit: int = 20) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling (``__cause__``, else ``__context__``)."""
+    chain: list[BaseException] = []
+    while exc is not None and len(chain) < limit:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def is_no_space(exc: BaseException | None) -> bool:
+    """True when ``exc`` or an exception in its chain is "no space left on the device" (ENOSPC, or a quota)."""
+    import errno
+
+    return any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in exception_chain(exc))
+
+
 def report_user_error(exc: BaseException) -> None:
     """Print ``error: <message>`` as one line on stderr."""
     message = " ".join(str(exc).split()) or type(exc).__name__

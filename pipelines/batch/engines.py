@@ -287,8 +287,6 @@ def check_reachable(address: str) -> None:
 
 
 def _start_ray(ray, address: str | None, workers: int) -> None:
-    if address:
-        check_reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)

@@ -14,7 +14,6 @@ and rerunning finds the finished inputs again (their sha256 is unchanged).
 
 from __future__ import annotations
 
-import errno
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from facecast.pipelines.batch.jobs import BatchUsageError
+from facecast.pipelines.errors import exception_chain, is_no_space
 
 STATUSES = ("pending", "running", "done", "failed", "skipped")
 
@@ -88,16 +88,10 @@ class DiskFullError(BatchUsageError):
 
 def is_disk_full(exc: BaseException | None) -> bool:
     """True when ``exc`` or an exception it was raised from is "no space left" (ENOSPC, EDQUOT, SQLITE_FULL)."""
-    seen = 0
-    while exc is not None and seen < 20:
-        if isinstance(exc, DiskFullError):
-            return True
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
+    return is_no_space(exc) or any(
+        isinstance(e, DiskFullError) or (isinstance(e, sqlite3.OperationalError)
+                                         and getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL)
+        for e in exception_chain(exc))
 
 
 def _now() -> str:

@@ -20,7 +20,6 @@ camera frame but re-centred so that the head of frame 0 sits at the origin (``po
 
 from __future__ import annotations
 
-import errno
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ import torch
 from facecast.pipelines.background import prefetched
 from facecast.pipelines.commands.track_config import TrackJobConfig, TrackSummary
 from facecast.pipelines.commands.track_outputs import TrackOutputs, prepare_outdir, remove_created
+from facecast.pipelines.errors import is_no_space
 from facecast.pipelines.export import ExportError, make_folder
 from facecast.pipelines.media import DecodeReport, Frame, iter_frames, probe_video
 from facecast.pipelines.progress import StageClock
@@ -224,7 +224,7 @@ def track(video: str | Path, outdir: str | Path, config: TrackJobConfig = TrackJ
         if outputs is not None:
             outputs.abort()
         remove_created(outdir, created)  # a failed run leaves no empty folder of its own behind
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(exc, OSError) and is_no_space(exc):
             raise ExportError(f"no space left on the disk of {outdir} ({exc.strerror}); the partial take was "
                               "removed: free some space, or write elsewhere with -o") from None
         raise
