@@ -22,8 +22,6 @@ Every key is optional; channel names are the 52 ARKit names.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from types import MappingProxyType
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from facecast.pipelines.export import write_files
 from facecast.recon.model.arkit import ARKIT_52
 from facecast.transfer.json_files import read_json_file
 
@@ -158,10 +157,5 @@ def save_profile(profile: Profile, path: str | Path) -> Path:
         value = getattr(profile, key)
         if value is not None:
             document[key] = [round(float(v), 8) for v in value]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as out:
-        json.dump(document, out, indent=1)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-    return path
+    (written,) = write_files(path.parent, {path.name: json.dumps(document, indent=1).encode()})
+    return written
