@@ -58,12 +58,12 @@ def _primitives(mesh: dict, sizes: dict, where: str) -> str | None:
         targets = primitive.get("targets", [])
         if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
             return f"{at}.targets must be an array of objects, got {_shown(targets)}"
-        found = (_index(primitive, "indices", "accessors", sizes, at) or _index(primitive, "material", "materials",
-                                                                                  sizes, at)
-                 or next((m for name in attributes if (m := _index(attributes, name, "accessors", sizes,
-                                                                    f"{at}.attributes"))), None)
-                 or next((m for t, target in enumerate(targets) for name in target
-                          if (m := _index(target, name, "accessors", sizes, f"{at}.targets[{t}]"))), None))
+        checks = [_index(primitive, "indices", "accessors", sizes, at),
+                  _index(primitive, "material", "materials", sizes, at),
+                  *(_index(attributes, name, "accessors", sizes, f"{at}.attributes") for name in attributes),
+                  *(_index(target, name, "accessors", sizes, f"{at}.targets[{t}]")
+                    for t, target in enumerate(targets) for name in target)]
+        found = next((c for c in checks if c), None)
         if found:
             return found
     return None
