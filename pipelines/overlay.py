@@ -19,6 +19,17 @@ MAX_PREVIEW_SIDE = 1024
 _SHIFT = 4  # OpenCV fixed-point drawing: coordinates in 1/16 pixel
 
 
+def preview_copy(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """``(H, W, 3)`` RGB shrunk to at most ``side`` pixels on its longer side for a preview, and the scale used
+    (1.0: the picture itself, not copied)."""
+    scale = min(1.0, side / max(rgb.shape[:2]))
+    if scale == 1.0:
+        return rgb, scale
+    import cv2
+
+    return cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+
+
 def _fitted_photo(image: np.ndarray, scale: float | None) -> tuple[np.ndarray, float]:
     """``image`` downscaled to at most :data:`MAX_PREVIEW_SIDE` (``scale=None``), or as given."""
     import cv2

@@ -35,6 +35,7 @@ from facecast.pipelines.commands.track_outputs import TrackOutputs, prepare_outd
 from facecast.pipelines.errors import is_no_space
 from facecast.pipelines.export import ExportError, make_folder
 from facecast.pipelines.media import DecodeReport, Frame, iter_frames, probe_video
+from facecast.pipelines.overlay import preview_copy
 from facecast.pipelines.progress import StageClock
 from facecast.recon.fit.landmark_fit import threads
 from facecast.recon.fit.tracking import FrameLandmarks, TrackedFrame, VideoTracker
@@ -52,19 +53,13 @@ OUTPUT_BATCH = 16  # tracked frames whose landmarks and meshes are evaluated tog
 def _decoded(video: str | Path, config: TrackJobConfig, clock: StageClock,
              report: DecodeReport | None = None) -> Iterator[tuple[Frame, np.ndarray | None, float]]:
     """``(frame, preview-sized copy or None, preview scale)`` for every frame (run ahead on a thread)."""
-    import cv2
-
     frames = iter_frames(video, config.max_frames, report)
     while True:
         start = time.perf_counter()
         frame = next(frames, None)
         if frame is None:
             return
-        scale = min(1.0, config.preview_side / max(frame.rgb.shape[:2]))
-        small = None
-        if config.preview:
-            small = frame.rgb if scale == 1.0 else cv2.resize(
-                frame.rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        small, scale = preview_copy(frame.rgb, config.preview_side) if config.preview else (None, 1.0)
         clock.add("decode", time.perf_counter() - start)
         yield frame, small, scale
 

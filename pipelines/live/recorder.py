@@ -18,6 +18,7 @@ from facecast.pipelines.background import Consumer
 from facecast.pipelines.commands.track_config import TrackJobConfig
 from facecast.pipelines.commands.track_outputs import TrackOutputs, prepare_outdir, remove_created
 from facecast.pipelines.export import make_folder
+from facecast.pipelines.overlay import preview_copy
 from facecast.pipelines.progress import StageClock
 from facecast.recon.fit.tracking import TrackedFrame
 
@@ -52,12 +53,8 @@ class Recorder:
         now = time.perf_counter()
         self._start = now if self._start is None else self._start
         self._last = now
-        small, scale = None, 1.0
-        if rgb is not None and self._config.preview:
-            import cv2
-
-            scale = min(1.0, self._config.preview_side / max(rgb.shape[:2]))
-            small = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        wanted = rgb is not None and self._config.preview
+        small, scale = preview_copy(rgb, self._config.preview_side) if wanted else (None, 1.0)
         self._writer.put((tracked, small, scale))
         self.frames += 1
 
