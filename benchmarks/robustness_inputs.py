@@ -140,6 +140,16 @@ def save_photo(rgb: np.ndarray, path: Path, mode: str = "RGB", **options) -> Pat
     return path
 
 
+def enlarged(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``rgb`` scaled up evenly to ``height`` rows and set in the middle of a ``width`` x ``height`` picture
+    (a big camera's frame: the face keeps its proportions)."""
+    side = height * rgb.shape[1] // rgb.shape[0]
+    picture = np.full((height, width, 3), 128, np.uint8)
+    left = (width - side) // 2
+    picture[:, left:left + side] = np.asarray(Image.fromarray(rgb).resize((side, height), Image.Resampling.BICUBIC))
+    return picture
+
+
 def exif_rotated_jpeg(rgb: np.ndarray, path: Path) -> Path:
     """The photo stored turned 90 degrees with EXIF orientation 6 (viewers turn it back upright)."""
     image = Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1)))
